@@ -1,0 +1,1143 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of TLS-intercepting forward proxies.
+
+Targets, all measured in ONE invocation against the same local HTTPS origin
+(nginx on 127.0.0.1 with a test CA made here):
+
+  direct     the origin itself, no proxy (the ceiling)
+  tlsgate    the proxy under test (skipped, not failed, when not installed)
+  mitmproxy  mitmdump from PyPI, own venv under .work/
+  squid      squid-openssl with ssl-bump, own config under .work/
+
+Figures per target (medians over --runs runs):
+  1. keep-alive req/s and p99 latency, 1 KiB body, 50 clients (hey)
+  2. new connection per request req/s (hey -disable-keepalive)
+  3. 100 KiB body MB/s (hey, keep-alive)
+  4. first contact with N distinct host names, sequential, ms/host
+     (stdlib client below: CONNECT, TLS with SNI, GET, read)
+  5. peak RSS of the proxy process tree (sum of VmHWM), MiB
+
+Standard library only; uses `rich` for the table if it happens to be
+importable.  See README.md for the method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+WORK = HERE / ".work"
+RUN_DIR = WORK / "run"
+RESULTS = HERE / "results"
+MITM_VENV = WORK / "mitmproxy-venv"
+NS_ENV = "TLSGATE_BENCH_IN_NS"
+
+DOMAIN = "bench.test"
+LOAD_HOST = f"h1.{DOMAIN}"
+SIZES = {"1k": 1024, "100k": 100 * 1024}
+ALL_TARGETS = ["direct", "tlsgate", "mitmproxy", "squid"]
+
+DEFAULT_TLSGATE_CMD = "tlsgate proxy --listen 127.0.0.1:{port} --upstream-ca {upstream_ca}"
+
+FIGURES = [
+    # key, label, unit, higher_is_better
+    ("ka_1k_rps", "keep-alive 1 KiB", "req/s", True),
+    ("ka_1k_p99_ms", "keep-alive 1 KiB p99", "ms", False),
+    ("newconn_rps", "new conn per request", "req/s", True),
+    ("large_100k_mbps", "100 KiB body", "MB/s", True),
+    ("first_contact_ms", "first contact, distinct hosts", "ms/host", False),
+    ("peak_rss_mib", "peak RSS proxy tree", "MiB", False),
+]
+
+
+def log(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+# --------------------------------------------------------------------------
+# process bookkeeping: everything started is stopped at the end
+# --------------------------------------------------------------------------
+
+_procs: list[subprocess.Popen] = []
+_cleanups: list = []
+_cleaned = False
+
+
+def spawn(argv: list[str], *, log_path: Path | None = None, env: dict | None = None,
+          cwd: Path | None = None) -> subprocess.Popen:
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    try:
+        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
+                             stdin=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True)
+    finally:
+        if log_path:
+            out.close()
+    _procs.append(p)
+    return p
+
+
+def stop(p: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM the process group, wait, then SIGKILL it."""
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    # the group may still hold children (helpers) even if the leader exited
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        p.wait(2)
+    except subprocess.TimeoutExpired:
+        pass
+    if p in _procs:
+        _procs.remove(p)
+
+
+def cleanup_all() -> None:
+    global _cleaned
+    if _cleaned:
+        return
+    _cleaned = True
+    for p in list(reversed(_procs)):
+        stop(p, grace=3.0)
+    for fn in reversed(_cleanups):
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001
+            log(f"cleanup error: {e}")
+
+
+def _on_signal(signum, _frame):
+    log(f"\ninterrupted by signal {signum}; stopping everything")
+    cleanup_all()
+    sys.exit(128 + signum)
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+
+def run(argv, *, check=True, timeout=120, env=None, capture=True) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, check=check, timeout=timeout, env=env, stdin=subprocess.DEVNULL,
+                          capture_output=capture, text=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen | None, timeout: float, log_path: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with code {proc.returncode} before listening on {port}"
+                               + tail(log_path))
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout:.0f}s" + tail(log_path))
+
+
+def tail(path: Path | None, n: int = 15) -> str:
+    if not path or not path.exists():
+        return ""
+    lines = path.read_text(errors="replace").splitlines()[-n:]
+    return "\n  | " + "\n  | ".join(lines) if lines else ""
+
+
+def fmt_num(v, key: str) -> str:
+    if v is None:
+        return "-"
+    if key.endswith("_rps"):
+        return f"{v:,.0f}"
+    if key == "peak_rss_mib":
+        return f"{v:,.1f}"
+    if key == "large_100k_mbps":
+        return f"{v:,.1f}"
+    return f"{v:,.2f}"
+
+
+# --------------------------------------------------------------------------
+# name resolution: private mount namespace with our own /etc/hosts
+# --------------------------------------------------------------------------
+
+def host_names(runs: int, hosts: int) -> list[str]:
+    names = [DOMAIN, LOAD_HOST]
+    for r in range(1, runs + 1):
+        names += [fc_name(r, i) for i in range(hosts)]
+    return names
+
+
+def fc_name(run_no: int, i: int) -> str:
+    # one DNS label, so the origin's *.bench.test wildcard matches
+    return f"r{run_no}h{i}.{DOMAIN}"
+
+
+def hosts_file_text(names: list[str]) -> str:
+    out = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
+    out += [f"127.0.0.1 {n}" for n in names]
+    return "\n".join(out) + "\n"
+
+
+def maybe_reexec_in_namespace(argv: list[str]) -> None:
+    """Re-exec this script inside `unshare --mount` (root), where /etc/hosts
+    and /etc/resolv.conf are bind-mounted from .work; the host's files are
+    never modified."""
+    if os.environ.get(NS_ENV) or os.geteuid() != 0 or not shutil.which("unshare"):
+        return
+    try:
+        ok = subprocess.run(["unshare", "--mount", "true"], capture_output=True, timeout=10).returncode == 0
+    except Exception:  # noqa: BLE001
+        ok = False
+    if not ok:
+        return
+    env = dict(os.environ, **{NS_ENV: "1"})
+    os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private", sys.executable,
+                           str(Path(__file__).resolve()), *argv], env)
+
+
+def setup_resolution(names: list[str]) -> str:
+    WORK.mkdir(parents=True, exist_ok=True)
+    hosts = WORK / "hosts"
+    hosts.write_text(hosts_file_text(names))
+    resolv = WORK / "resolv.conf"
+    # nothing listens on 127.0.0.1:53: any name we did not list fails fast and
+    # no DNS query ever leaves the machine
+    resolv.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    if os.environ.get(NS_ENV):
+        run(["mount", "--bind", str(hosts), "/etc/hosts"])
+        if Path("/etc/resolv.conf").exists():
+            run(["mount", "--bind", str(resolv), "/etc/resolv.conf"])
+        return "private mount namespace (unshare --mount) with /etc/hosts bind-mounted from .work/hosts"
+    if os.geteuid() == 0:
+        # fallback: edit /etc/hosts in place, restored at exit
+        orig = Path("/etc/hosts").read_bytes()
+        backup = WORK / "hosts.orig"
+        backup.write_bytes(orig)
+
+        def restore():
+            Path("/etc/hosts").write_bytes(orig)
+        _cleanups.append(restore)
+        marker = "\n# tlsgate-bench (temporary; restored at exit)\n"
+        Path("/etc/hosts").write_bytes(orig + marker.encode() +
+                                       "".join(f"127.0.0.1 {n}\n" for n in names).encode())
+        return "unshare unavailable: /etc/hosts edited in place and restored at exit"
+    raise SystemExit("bench.py needs root (to give the proxies a private /etc/hosts via unshare --mount); "
+                     "run it as root")
+
+
+# --------------------------------------------------------------------------
+# PKI with openssl
+# --------------------------------------------------------------------------
+
+def make_ca(d: Path, name: str, cn: str) -> tuple[Path, Path]:
+    key, crt = d / f"{name}.key", d / f"{name}.crt"
+    cnf = d / f"{name}.cnf"
+    cnf.write_text(
+        "[req]\ndistinguished_name=dn\nprompt=no\n[dn]\nCN=" + cn + "\nO=tlsgate bench\n"
+        "[v3_ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+        "subjectKeyIdentifier=hash\n")
+    run(["openssl", "req", "-x509", "-new", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "3650",
+         "-keyout", str(key), "-out", str(crt), "-config", str(cnf), "-extensions", "v3_ca"])
+    return crt, key
+
+
+def make_leaf(d: Path, name: str, ca_crt: Path, ca_key: Path) -> tuple[Path, Path]:
+    key, csr, crt = d / f"{name}.key", d / f"{name}.csr", d / f"{name}.crt"
+    cnf = d / f"{name}.cnf"
+    cnf.write_text(
+        "[req]\ndistinguished_name=dn\nprompt=no\n[dn]\nCN=" + DOMAIN + "\n"
+        "[v3]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+        f"subjectAltName=DNS:*.{DOMAIN},DNS:{DOMAIN},IP:127.0.0.1\n")
+    run(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+         "-config", str(cnf)])
+    run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
+         "-CAcreateserial", "-days", "825", "-sha256", "-extfile", str(cnf), "-extensions", "v3",
+         "-out", str(crt)])
+    return crt, key
+
+
+# --------------------------------------------------------------------------
+# origin: nginx
+# --------------------------------------------------------------------------
+
+class Origin:
+    def __init__(self, d: Path):
+        self.dir = d
+        self.port = free_port()
+        self.bad_port = free_port()
+        self.proc = None
+
+    def start(self) -> None:
+        d = self.dir
+        pki = d / "pki"
+        pki.mkdir(parents=True)
+        self.ca_crt, self.ca_key = make_ca(pki, "origin-ca", "tlsgate bench origin test CA")
+        self.crt, self.key = make_leaf(pki, "origin", self.ca_crt, self.ca_key)
+        # a second origin whose cert chains to a CA nobody trusts: a proxy that
+        # verifies upstream must refuse it
+        rogue_crt, rogue_key = make_ca(pki, "rogue-ca", "untrusted rogue CA")
+        self.bad_crt, self.bad_key = make_leaf(pki, "bad-origin", rogue_crt, rogue_key)
+        www = d / "www"
+        www.mkdir()
+        for name, size in SIZES.items():
+            (www / name).write_bytes(os.urandom(size))
+        for sub in ("tmp", "logs"):
+            (d / sub).mkdir()
+        user = "user root root;\n" if os.geteuid() == 0 else ""
+        conf = d / "nginx.conf"
+        tmp = d / "tmp"
+        conf.write_text(f"""{user}worker_processes auto;
+worker_rlimit_nofile 65536;
+daemon off;
+master_process on;
+pid {d}/nginx.pid;
+error_log {d}/logs/error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nodelay on;
+    keepalive_timeout 75s;
+    keepalive_requests 1000000;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    server {{
+        listen 127.0.0.1:{self.port} ssl;
+        server_name {DOMAIN} *.{DOMAIN};
+        ssl_certificate {self.crt};
+        ssl_certificate_key {self.key};
+        root {www};
+        location / {{ }}
+    }}
+    server {{
+        listen 127.0.0.1:{self.bad_port} ssl;
+        server_name _;
+        ssl_certificate {self.bad_crt};
+        ssl_certificate_key {self.bad_key};
+        root {www};
+        location / {{ }}
+    }}
+}}
+""")
+        lp = d / "logs" / "nginx.out"
+        self.proc = spawn(["nginx", "-c", str(conf), "-p", str(d)], log_path=lp)
+        wait_port(self.port, self.proc, 15, lp)
+        wait_port(self.bad_port, self.proc, 15, lp)
+
+    def url(self, host: str, path: str, port: int | None = None) -> str:
+        return f"https://{host}:{port or self.port}/{path}"
+
+
+# --------------------------------------------------------------------------
+# proxies
+# --------------------------------------------------------------------------
+
+class Target:
+    name = "?"
+    is_proxy = True
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.proc: subprocess.Popen | None = None
+        self.port: int | None = None
+        self.ca_cert: Path | None = None
+        self.log_path: Path | None = None
+
+    def available(self) -> str | None:
+        """None if usable, else the reason to skip."""
+        return None
+
+    def prepare(self) -> None:
+        """One-time setup (CA etc.) before the first run."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+
+    def version(self) -> str:
+        return ""
+
+
+class Direct(Target):
+    name = "direct"
+    is_proxy = False
+
+    def prepare(self):
+        self.ca_cert = self.ctx.origin.ca_crt
+
+    def start(self):
+        pass
+
+
+class Mitmproxy(Target):
+    name = "mitmproxy"
+
+    def mitmdump(self) -> Path:
+        return MITM_VENV / "bin" / "mitmdump"
+
+    def available(self):
+        if not self.mitmdump().exists():
+            return f"{self.mitmdump()} missing (run bench/proxy/setup.sh)"
+        return None
+
+    def version(self):
+        try:
+            out = run([str(self.mitmdump()), "--version"], timeout=60).stdout
+            m = re.search(r"Mitmproxy:\s*(\S+)", out)
+            return m.group(1) if m else out.strip().splitlines()[0]
+        except Exception:  # noqa: BLE001
+            return "?"
+
+    def prepare(self):
+        self.dir = self.ctx.run_dir / "mitmproxy"
+        self.dir.mkdir()
+        self.confdir = self.dir / "conf"
+
+    def start(self):
+        self.port = free_port()
+        self.log_path = self.dir / f"mitmdump.{self.port}.log"
+        argv = [str(self.mitmdump()), "--listen-host", "127.0.0.1", "--listen-port", str(self.port),
+                "--set", f"confdir={self.confdir}",
+                "--set", f"ssl_verify_upstream_trusted_ca={self.ctx.origin.ca_crt}",
+                "--set", "ssl_insecure=false",
+                "--set", "termlog_verbosity=warn", "--set", "flow_detail=0", "-q"]
+        self.proc = spawn(argv, log_path=self.log_path)
+        wait_port(self.port, self.proc, 60, self.log_path)
+        self.ca_cert = self.confdir / "mitmproxy-ca-cert.pem"
+        if not self.ca_cert.exists():
+            raise RuntimeError(f"mitmproxy CA {self.ca_cert} not created")
+
+
+SQUID_CERTGEN_CANDIDATES = ["/usr/lib/squid/security_file_certgen", "/usr/lib64/squid/security_file_certgen",
+                            "/usr/libexec/squid/security_file_certgen"]
+
+
+class Squid(Target):
+    name = "squid"
+
+    def certgen(self) -> str | None:
+        for c in SQUID_CERTGEN_CANDIDATES:
+            if os.path.exists(c):
+                return c
+        return None
+
+    def available(self):
+        if not shutil.which("squid"):
+            return "squid not installed (run bench/proxy/setup.sh; Debian package squid-openssl)"
+        if not self.certgen():
+            return "security_file_certgen not found (need Debian package squid-openssl, not squid)"
+        if "--with-openssl" not in run(["squid", "-v"]).stdout:
+            return "this squid is built without OpenSSL (install squid-openssl)"
+        return None
+
+    def version(self):
+        m = re.search(r"Version (\S+)", run(["squid", "-v"]).stdout)
+        return m.group(1) if m else "?"
+
+    def prepare(self):
+        self.dir = self.ctx.run_dir / "squid"
+        self.dir.mkdir()
+        self.ca_cert, self.ca_key = make_ca(self.dir, "squid-ca", "tlsgate bench squid bump CA")
+        (self.dir / "hosts").write_text(hosts_file_text(self.ctx.names))
+        self.user = None
+        if os.geteuid() == 0:
+            import pwd
+            for u in ("proxy", "squid", "nobody"):
+                try:
+                    self.user = pwd.getpwnam(u)
+                    break
+                except KeyError:
+                    continue
+
+    def start(self):
+        self.port = free_port()
+        d = self.dir / f"inst.{self.port}"
+        d.mkdir()
+        db = d / "ssl_db"
+        run([self.certgen(), "-c", "-s", str(db), "-M", "16MB"])
+        conf = d / "squid.conf"
+        import resource
+        fd_limit = min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+        user_line = f"cache_effective_user {self.user.pw_name}\n" if self.user else ""
+        conf.write_text(f"""# generated by bench/proxy/bench.py
+{user_line}workers 1
+http_port 127.0.0.1:{self.port} ssl-bump tls-cert={self.ca_cert} tls-key={self.ca_key} generate-host-certificates=on dynamic_cert_mem_cache_size=16MB
+sslcrtd_program {self.certgen()} -s {db} -M 16MB
+acl step1 at_step SslBump1
+ssl_bump peek step1
+ssl_bump stare all
+ssl_bump bump all
+# verify upstream against the origin's test CA (sslproxy_cafile is the old name)
+tls_outgoing_options cafile={self.ctx.origin.ca_crt}
+sslproxy_cert_error deny all
+acl localnet src 127.0.0.1/32
+http_access allow localnet
+http_access deny all
+cache deny all
+cache_mem 0 MB
+access_log none
+cache_store_log none
+cache_log {d}/cache.log
+pid_filename {d}/squid.pid
+coredump_dir {d}
+hosts_file {self.dir}/hosts
+dns_nameservers 127.0.0.1
+via off
+forwarded_for transparent
+visible_hostname bench.squid
+shutdown_lifetime 1 seconds
+max_filedescriptors {fd_limit}
+""")
+        if self.user:
+            for root, dirs, files in os.walk(self.dir):
+                for x in [root] + [os.path.join(root, f) for f in files]:
+                    os.chown(x, self.user.pw_uid, self.user.pw_gid)
+        chk = run(["squid", "-k", "parse", "-f", str(conf)], check=False)
+        if chk.returncode != 0:
+            raise RuntimeError("squid -k parse failed:\n" + chk.stdout + chk.stderr)
+        self.log_path = d / "squid.out"
+        self.proc = spawn(["squid", "-N", "-f", str(conf)], log_path=self.log_path)
+        try:
+            wait_port(self.port, self.proc, 30, self.log_path)
+        except RuntimeError as e:
+            raise RuntimeError(str(e) + tail(d / "cache.log")) from None
+
+
+class Tlsgate(Target):
+    name = "tlsgate"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.cmd_template = ctx.args.proxy_cmd or os.environ.get("TLSGATE_PROXY_CMD") or DEFAULT_TLSGATE_CMD
+        self.cli = self._find_cli()
+
+    def _find_cli(self) -> list[str] | None:
+        env = os.environ.get("TLSGATE_BIN")
+        if env:
+            argv = shlex.split(env)
+            return argv if argv and shutil.which(argv[0]) else None
+        found = shutil.which("tlsgate")
+        if found:
+            return [found]
+        return None
+
+    def available(self):
+        if self.cli is None:
+            return ("`tlsgate` not found on PATH (install the package, or set TLSGATE_BIN / "
+                    "pass --proxy-cmd with TLSGATE_BIN)")
+        return None
+
+    def version(self):
+        try:
+            r = run(self.cli + ["--version"], check=False, timeout=30)
+            return (r.stdout or r.stderr).strip().splitlines()[0] if (r.stdout or r.stderr).strip() else "?"
+        except Exception:  # noqa: BLE001
+            return "?"
+
+    def prepare(self):
+        self.dir = self.ctx.run_dir / "tlsgate"
+        self.data_dir = self.dir / "data"
+        self.data_dir.mkdir(parents=True)
+        self.ca_cert = self.dir / "tlsgate-ca.pem"
+        for argv in (self.cli + ["--data-dir", str(self.data_dir), "ca", "init"],
+                     self.cli + ["--data-dir", str(self.data_dir), "ca", "export", "--format", "pem",
+                                 "-o", str(self.ca_cert)]):
+            r = run(argv, check=False, timeout=120)
+            if r.returncode != 0:
+                raise RuntimeError(f"`{shlex.join(argv)}` exited {r.returncode}:\n{r.stdout}{r.stderr}")
+        if not self.ca_cert.exists():
+            raise RuntimeError(f"tlsgate ca export did not write {self.ca_cert}")
+
+    def start(self):
+        self.port = free_port()
+        subst = {"port": self.port, "ca_cert": self.ca_cert, "ca_key_dir": self.data_dir,
+                 "data_dir": self.data_dir, "upstream_ca": self.ctx.origin.ca_crt}
+        try:
+            cmd = self.cmd_template.format(**{k: str(v) for k, v in subst.items()})
+        except (KeyError, IndexError) as e:
+            raise RuntimeError(f"bad placeholder {e} in proxy command {self.cmd_template!r}; "
+                               f"known: {', '.join('{' + k + '}' for k in subst)}") from None
+        argv = shlex.split(cmd)
+        env = dict(os.environ, TLSGATE_DATA_DIR=str(self.data_dir))
+        self.log_path = self.dir / f"tlsgate.{self.port}.log"
+        self.cmd = cmd
+        self.proc = spawn(argv, log_path=self.log_path, env=env)
+        wait_port(self.port, self.proc, 30, self.log_path)
+
+
+# --------------------------------------------------------------------------
+# measurements
+# --------------------------------------------------------------------------
+
+class RssSampler(threading.Thread):
+    """Sample /proc for the proxy's process tree; peak = sum over every pid
+    ever seen in the tree of its VmHWM (its own high-water mark)."""
+
+    def __init__(self, root_pid: int, interval: float = 0.2):
+        super().__init__(daemon=True)
+        self.root = root_pid
+        self.interval = interval
+        self.hwm_kib: dict[int, int] = {}
+        self.peak_rss_sum_kib = 0
+        self._halt = threading.Event()
+
+    @staticmethod
+    def _children_map() -> dict[int, list[int]]:
+        m: dict[int, list[int]] = {}
+        for e in os.listdir("/proc"):
+            if not e.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{e}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rfind(")") + 2:].split()[1])
+            m.setdefault(ppid, []).append(int(e))
+        return m
+
+    def tree(self) -> list[int]:
+        cm = self._children_map()
+        out, todo = [], [self.root]
+        while todo:
+            p = todo.pop()
+            out.append(p)
+            todo += cm.get(p, [])
+        return out
+
+    def sample(self) -> None:
+        rss_sum = 0
+        for pid in self.tree():
+            try:
+                st = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            hwm = re.search(r"^VmHWM:\s+(\d+)", st, re.M)
+            rss = re.search(r"^VmRSS:\s+(\d+)", st, re.M)
+            if hwm:
+                self.hwm_kib[pid] = max(self.hwm_kib.get(pid, 0), int(hwm.group(1)))
+            if rss:
+                rss_sum += int(rss.group(1))
+        self.peak_rss_sum_kib = max(self.peak_rss_sum_kib, rss_sum)
+
+    def run(self):
+        while not self._halt.is_set():
+            self.sample()
+            self._halt.wait(self.interval)
+
+    def finish(self) -> dict:
+        self.sample()
+        self._halt.set()
+        self.join(5)
+        return {"peak_rss_mib": sum(self.hwm_kib.values()) / 1024,
+                "peak_rss_sum_sampled_mib": self.peak_rss_sum_kib / 1024,
+                "processes_seen": len(self.hwm_kib)}
+
+
+HEY_RE = {
+    "total_s": r"Total:\s+([\d.]+) secs",
+    "rps": r"Requests/sec:\s+([\d.]+)",
+    "total_bytes": r"Total data:\s+(\d+) bytes",
+    "p99_s": r"99%+ in ([\d.]+) secs",
+    "p50_s": r"50%+ in ([\d.]+) secs",
+}
+
+
+def run_hey(ctx, target: Target, url: str, seconds: float, keepalive: bool = True) -> dict:
+    argv = ["hey", "-z", f"{seconds:g}s", "-c", str(ctx.args.concurrency), "-t", "10"]
+    if not keepalive:
+        argv.append("-disable-keepalive")
+    if target.is_proxy:
+        argv += ["-x", f"http://127.0.0.1:{target.port}"]
+    argv.append(url)
+    try:
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+        _procs.append(p)
+        try:
+            out, _ = p.communicate(timeout=seconds + 60)
+        except subprocess.TimeoutExpired:
+            stop(p)
+            raise RuntimeError(f"hey did not finish within {seconds + 60:.0f}s") from None
+        if p in _procs:
+            _procs.remove(p)
+    except FileNotFoundError:
+        raise RuntimeError("hey not installed") from None
+    res: dict = {}
+    for k, rx in HEY_RE.items():
+        m = re.search(rx, out)
+        res[k] = float(m.group(1)) if m else None
+    ok = sum(int(n) for n in re.findall(r"\[200\]\s+(\d+) responses", out))
+    all_status = sum(int(n) for n in re.findall(r"\[\d+\]\s+(\d+) responses", out))
+    err_sec = out.split("Error distribution:", 1)
+    errors = sum(int(n) for n in re.findall(r"^\s*\[(\d+)\]", err_sec[1], re.M)) if len(err_sec) > 1 else 0
+    res.update(ok=ok, non_200=all_status - ok, errors=errors)
+    if res["rps"] is None or ok == 0:
+        raise RuntimeError("hey produced no successful request:\n" + out[-2000:])
+    # count only successful responses for throughput
+    if res["total_s"]:
+        res["ok_rps"] = ok / res["total_s"]
+    if err_sec[1:] if len(err_sec) > 1 else False:
+        res["error_sample"] = err_sec[1].strip().splitlines()[:3]
+    return res
+
+
+def _read_http_response(sock, deadline: float) -> tuple[int, bytes]:
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        if time.monotonic() > deadline:
+            raise TimeoutError("response header timeout")
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"connection closed before end of headers: {buf[:200]!r}")
+        buf += chunk
+    head, body = buf.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    clen = None
+    chunked = False
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        if k.strip().lower() == "content-length":
+            clen = int(v.strip())
+        elif k.strip().lower() == "transfer-encoding" and "chunked" in v.lower():
+            chunked = True
+    if chunked:
+        while not body.endswith(b"0\r\n\r\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return status, body
+    if clen is not None:
+        while len(body) < clen:
+            if time.monotonic() > deadline:
+                raise TimeoutError("body timeout")
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("connection closed mid-body")
+            body += chunk
+    return status, body
+
+
+def first_contact(ctx, target: Target, run_no: int, n: int, budget_s: float) -> dict:
+    """Sequential: for N distinct names, CONNECT (when proxied), TLS with SNI
+    verified against the target's CA, GET /1k, read the full response."""
+    sctx = ssl.create_default_context(cafile=str(target.ca_cert))
+    # Python >= 3.13 sets VERIFY_X509_STRICT by default; measure like curl/OpenSSL
+    sctx.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)
+    port = ctx.origin.port
+    times = []
+    start_all = time.monotonic()
+    hard_deadline = start_all + budget_s
+    for i in range(n):
+        if time.monotonic() > hard_deadline:
+            break
+        host = fc_name(run_no, i)
+        t0 = time.perf_counter()
+        deadline = time.monotonic() + 15
+        connect_to = ("127.0.0.1", target.port) if target.is_proxy else ("127.0.0.1", port)
+        with socket.create_connection(connect_to, timeout=15) as raw:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if target.is_proxy:
+                raw.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    chunk = raw.recv(4096)
+                    if not chunk:
+                        raise ConnectionError(f"{host}: proxy closed during CONNECT")
+                    buf += chunk
+                code = int(buf.split(b" ", 2)[1])
+                if code != 200:
+                    raise RuntimeError(f"{host}: CONNECT answered {code}")
+            with sctx.wrap_socket(raw, server_hostname=host) as tls:
+                tls.sendall(f"GET /1k HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: bench-first-contact\r\n"
+                            "Connection: close\r\n\r\n".encode())
+                status, body = _read_http_response(tls, deadline)
+        if status != 200 or len(body) != SIZES["1k"]:
+            raise RuntimeError(f"{host}: got HTTP {status} with {len(body)} bytes")
+        times.append(time.perf_counter() - t0)
+    if not times:
+        raise RuntimeError("first contact: no host completed")
+    total = sum(times)
+    return {"first_contact_ms": total / len(times) * 1000, "hosts": len(times), "hosts_requested": n,
+            "first_contact_median_ms": statistics.median(times) * 1000,
+            "first_contact_max_ms": max(times) * 1000}
+
+
+def curl_check(ctx, target: Target, port: int, proxy_ca: Path) -> tuple[bool, str]:
+    argv = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "15", "--cacert", str(proxy_ca)]
+    if target.is_proxy:
+        argv += ["--proxy", f"http://127.0.0.1:{target.port}"]
+    argv.append(ctx.origin.url(LOAD_HOST, "1k", port))
+    r = run(argv, check=False, timeout=30)
+    code = r.stdout.strip()
+    return (r.returncode == 0 and code == "200"), f"curl rc={r.returncode} http={code} {r.stderr.strip()}"
+
+
+# --------------------------------------------------------------------------
+# driver
+# --------------------------------------------------------------------------
+
+class Ctx:
+    pass
+
+
+def measure_once(ctx, target: Target, run_no: int, res: dict) -> dict:
+    """Fills `res` as it goes, so a failure keeps what was measured."""
+    a = ctx.args
+    target.start()
+    sampler = RssSampler(target.proc.pid) if (target.is_proxy and target.proc) else None
+    if sampler:
+        sampler.start()
+    try:
+        ok, detail = curl_check(ctx, target, ctx.origin.port, target.ca_cert)
+        if not ok:
+            res["verified"] = False
+            raise RuntimeError(f"verified request through {target.name} FAILED ({detail})")
+        res["verified"] = True
+        log(f"  [{target.name}] verified: yes (curl --cacert {target.ca_cert.name} -> 200)")
+        if target.is_proxy:
+            bad_ok, bad_detail = curl_check(ctx, target, ctx.origin.bad_port, target.ca_cert)
+            res["upstream_verification"] = not bad_ok
+            log(f"  [{target.name}] upstream verification: "
+                + ("yes (untrusted origin refused)" if not bad_ok else "NO - untrusted origin was served!"))
+        fc = first_contact(ctx, target, run_no, a.hosts, a.fc_budget)
+        res.update(fc)
+        log(f"  [{target.name}] first contact: {fc['first_contact_ms']:.2f} ms/host over {fc['hosts']} hosts")
+        url1k = ctx.origin.url(LOAD_HOST, "1k")
+        run_hey(ctx, target, url1k, a.warmup)  # warm-up, discarded
+        h = run_hey(ctx, target, url1k, a.duration)
+        res.update(ka_1k_rps=h["ok_rps"], ka_1k_p99_ms=h["p99_s"] * 1000 if h["p99_s"] else None,
+                   ka_1k_errors=h["errors"] + h["non_200"])
+        log(f"  [{target.name}] keep-alive 1k: {h['ok_rps']:,.0f} req/s, p99 {res['ka_1k_p99_ms']:.2f} ms"
+            + (f", {res['ka_1k_errors']} errors" if res['ka_1k_errors'] else ""))
+        time.sleep(a.pause)
+        h = run_hey(ctx, target, url1k, a.duration, keepalive=False)
+        res.update(newconn_rps=h["ok_rps"], newconn_p99_ms=h["p99_s"] * 1000 if h["p99_s"] else None,
+                   newconn_errors=h["errors"] + h["non_200"])
+        log(f"  [{target.name}] new conn/request: {h['ok_rps']:,.0f} req/s"
+            + (f", {res['newconn_errors']} errors" if res['newconn_errors'] else ""))
+        time.sleep(a.pause)
+        h = run_hey(ctx, target, ctx.origin.url(LOAD_HOST, "100k"), a.duration)
+        mbps = h["ok"] * SIZES["100k"] / h["total_s"] / 1e6
+        res.update(large_100k_mbps=mbps, large_100k_rps=h["ok_rps"], large_100k_errors=h["errors"] + h["non_200"])
+        log(f"  [{target.name}] 100 KiB: {mbps:,.1f} MB/s ({h['ok_rps']:,.0f} req/s)"
+            + (f", {res['large_100k_errors']} errors" if res['large_100k_errors'] else ""))
+        if sampler:
+            res.update(sampler.finish())
+            sampler = None
+            log(f"  [{target.name}] peak RSS (sum VmHWM, {res['processes_seen']} procs): "
+                f"{res['peak_rss_mib']:.1f} MiB")
+    finally:
+        if sampler:
+            sampler.finish()
+        target.stop()
+    return res
+
+
+def median_of(runs: list[dict], key: str):
+    vals = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def print_tables(results: dict, order: list[str]) -> None:
+    cols = order
+    header = ["figure"] + cols
+    rows = []
+    for key, label, unit, _hib in FIGURES:
+        row = [f"{label} ({unit})"]
+        for t in cols:
+            tr = results[t]
+            if tr["status"] != "ok":
+                row.append(tr["status"])
+            elif key == "peak_rss_mib" and t == "direct":
+                row.append("n/a")
+            else:
+                row.append(fmt_num(tr["median"].get(key), key))
+        rows.append(row)
+    row = ["verified (curl through target)"]
+    for t in cols:
+        tr = results[t]
+        row.append("yes" if tr.get("verified") else ("-" if tr["status"] == "skipped" else "NO"))
+    rows.append(row)
+    row = ["upstream verification"]
+    for t in cols:
+        tr = results[t]
+        uv = tr.get("upstream_verification")
+        row.append("n/a" if t == "direct" else ("-" if uv is None else ("yes" if uv else "NO")))
+    rows.append(row)
+
+    ratio_rows = []
+    peers = [t for t in cols if t != "tlsgate"]
+    tg = results.get("tlsgate")
+    for key, label, unit, hib in FIGURES:
+        r = [f"{label} ({unit}, {'higher' if hib else 'lower'} is better)"]
+        for p in peers:
+            r.append(fmt_ratio(tg, results[p], key))
+        ratio_rows.append(r)
+
+    try:
+        if os.environ.get("BENCH_PLAIN"):
+            raise ImportError
+        from rich.console import Console
+        from rich.table import Table
+        con = Console()
+        t = Table(title="medians per target")
+        for i, h in enumerate(header):
+            t.add_column(h, justify="left" if i == 0 else "right")
+        for r in rows:
+            t.add_row(*r)
+        con.print(t)
+        t2 = Table(title="ratio tlsgate / peer")
+        for i, h in enumerate(["figure"] + [f"tlsgate/{p}" for p in peers]):
+            t2.add_column(h, justify="left" if i == 0 else "right")
+        for r in ratio_rows:
+            t2.add_row(*r)
+        con.print(t2)
+    except ImportError:
+        log("\nmedians per target")
+        log(plain_table(header, rows))
+        log("\nratio tlsgate / peer")
+        log(plain_table(["figure"] + [f"tlsgate/{p}" for p in peers], ratio_rows))
+
+
+def fmt_ratio(tg: dict | None, peer: dict, key: str) -> str:
+    if not tg or tg["status"] != "ok" or peer["status"] != "ok":
+        return "-"
+    a, b = tg["median"].get(key), peer["median"].get(key)
+    if a is None or b is None or b == 0:
+        return "-"
+    return f"{a / b:.2f}x"
+
+
+def ratios(results: dict) -> dict:
+    tg = results.get("tlsgate")
+    out = {}
+    for p in results:
+        if p == "tlsgate":
+            continue
+        d = {}
+        for key, *_ in FIGURES:
+            s = fmt_ratio(tg, results[p], key)
+            d[key] = float(s[:-1]) if s != "-" else None
+        out[f"tlsgate/{p}"] = d
+    return out
+
+
+def plain_table(header: list[str], rows: list[list[str]]) -> str:
+    w = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    sep = "  "
+    lines = [sep.join(h.ljust(w[i]) if i == 0 else h.rjust(w[i]) for i, h in enumerate(header)),
+             sep.join("-" * x for x in w)]
+    for r in rows:
+        lines.append(sep.join(str(c).ljust(w[i]) if i == 0 else str(c).rjust(w[i]) for i, c in enumerate(r)))
+    return "\n".join(lines)
+
+
+def tool_versions() -> dict:
+    v = {"python": platform.python_version()}
+    try:
+        v["nginx"] = run(["nginx", "-v"]).stderr.strip().split("/")[-1]
+    except Exception:  # noqa: BLE001
+        v["nginx"] = "?"
+    try:
+        v["hey"] = run(["dpkg-query", "-W", "-f", "${Version}", "hey"]).stdout.strip()
+    except Exception:  # noqa: BLE001
+        v["hey"] = "?"
+    try:
+        v["openssl"] = run(["openssl", "version"]).stdout.strip()
+    except Exception:  # noqa: BLE001
+        v["openssl"] = "?"
+    return v
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--proxy-cmd", help="tlsgate command template; placeholders {port} {ca_cert} {ca_key_dir} "
+                    "{data_dir} {upstream_ca} (default: env TLSGATE_PROXY_CMD or %r)" % DEFAULT_TLSGATE_CMD)
+    ap.add_argument("--runs", type=int, default=3, help="runs per target; medians are reported (default 3)")
+    ap.add_argument("--quick", action="store_true", help="smoke mode: 2 s per load figure, 100 hosts, 1 run")
+    ap.add_argument("--duration", type=float, help="seconds per hey figure (default 10, quick 2)")
+    ap.add_argument("--concurrency", type=int, default=50, help="hey clients (default 50)")
+    ap.add_argument("--hosts", type=int, help="distinct host names for first contact (default 500, quick 100)")
+    ap.add_argument("--targets", default=",".join(ALL_TARGETS),
+                    help="comma list out of " + ",".join(ALL_TARGETS))
+    ap.add_argument("--json", type=Path, default=RESULTS / "latest.json", help="result file")
+    ap.add_argument("--keep-work", action="store_true", help="keep .work/run (logs, configs) — it is kept anyway "
+                    "until the next run; this flag is a no-op kept for clarity")
+    a = ap.parse_args(argv)
+    if a.runs < 1:
+        ap.error("--runs must be >= 1")
+    if a.quick and "--runs" not in " ".join(argv):
+        a.runs = 1
+    a.duration = a.duration or (2.0 if a.quick else 10.0)
+    a.warmup = 0.5 if a.quick else 1.0
+    a.pause = 0.5 if a.quick else 1.0
+    a.hosts = a.hosts or (100 if a.quick else 500)
+    a.fc_budget = 30.0 if a.quick else 120.0
+    a.targets = [t.strip() for t in a.targets.split(",") if t.strip()]
+    bad = [t for t in a.targets if t not in ALL_TARGETS]
+    if bad:
+        ap.error(f"unknown target(s): {bad}")
+    return a
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    maybe_reexec_in_namespace(argv)
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, _on_signal)
+    atexit.register(cleanup_all)
+
+    for tool in ("nginx", "hey", "curl", "openssl"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} not found: run `bash bench/proxy/setup.sh` first")
+
+    ctx = Ctx()
+    ctx.args = args
+    ctx.names = host_names(args.runs, args.hosts)
+    started = _dt.datetime.now(_dt.timezone.utc)
+    resolution = setup_resolution(ctx.names)
+    if RUN_DIR.exists():
+        shutil.rmtree(RUN_DIR)
+    RUN_DIR.mkdir(parents=True)
+    ctx.run_dir = RUN_DIR
+    log(f"tlsgate proxy benchmark: mode={'quick' if args.quick else 'full'} runs={args.runs} "
+        f"duration={args.duration:g}s/figure concurrency={args.concurrency} hosts={args.hosts} cpus={os.cpu_count()}")
+    log(f"name resolution: {resolution}")
+
+    ctx.origin = Origin(RUN_DIR / "origin")
+    ctx.origin.start()
+    log(f"origin: nginx on 127.0.0.1:{ctx.origin.port} (untrusted twin on :{ctx.origin.bad_port}), "
+        f"URLs like {ctx.origin.url(LOAD_HOST, '1k')}")
+
+    classes = {"direct": Direct, "tlsgate": Tlsgate, "mitmproxy": Mitmproxy, "squid": Squid}
+    targets: dict[str, Target] = {}
+    results: dict[str, dict] = {}
+    versions = tool_versions()
+    for name in args.targets:
+        t = classes[name](ctx)
+        results[name] = {"status": "ok", "runs": [], "notes": []}
+        why = t.available()
+        if why:
+            results[name].update(status="skipped", reason=why)
+            log(f"{name}: SKIPPED - {why}")
+            continue
+        try:
+            t.prepare()
+        except Exception as e:  # noqa: BLE001
+            results[name].update(status="FAILED", reason=f"prepare: {e}")
+            log(f"{name}: FAILED during prepare - {e}")
+            continue
+        if name != "direct":
+            versions[name] = t.version()
+        if name == "tlsgate":
+            results[name]["command_template"] = t.cmd_template
+        targets[name] = t
+
+    for run_no in range(1, args.runs + 1):
+        for name, t in targets.items():
+            if results[name]["status"] != "ok":
+                continue
+            log(f"\n[run {run_no}/{args.runs}] {name}")
+            r: dict = {}
+            try:
+                measure_once(ctx, t, run_no, r)
+                results[name]["runs"].append(r)
+            except Exception as e:  # noqa: BLE001
+                results[name].update(status="FAILED", reason=str(e), failed_run=r)
+                log(f"!!! {name}: FAILED - {e}" + tail(t.log_path))
+            finally:
+                results[name]["verified"] = r.get("verified", False) and results[name].get("verified", True)
+                if "upstream_verification" in r:
+                    prev = results[name].get("upstream_verification", True)
+                    results[name]["upstream_verification"] = prev and r["upstream_verification"]
+
+    for name, r in results.items():
+        if r["status"] == "ok":
+            keys = {k for run in r["runs"] for k, v in run.items() if isinstance(v, (int, float))
+                    and not isinstance(v, bool)}
+            r["median"] = {k: median_of(r["runs"], k) for k in sorted(keys)}
+            if name == "direct":
+                r["median"].pop("peak_rss_mib", None)
+            errs = sum(r["median"].get(k) or 0 for k in ("ka_1k_errors", "newconn_errors", "large_100k_errors"))
+            if errs:
+                r["notes"].append(f"median error/non-200 count across figures: {errs:g}")
+
+    log("")
+    order = [t for t in ALL_TARGETS if t in results]
+    print_tables(results, order)
+    for name, r in results.items():
+        if r["status"] != "ok":
+            log(f"{name}: {r['status']} - {r.get('reason', '')}")
+        for n in r.get("notes", []):
+            log(f"{name}: note: {n}")
+
+    finished = _dt.datetime.now(_dt.timezone.utc)
+    doc = {
+        "schema": 1,
+        "mode": "quick" if args.quick else "full",
+        "started": started.isoformat(timespec="seconds"),
+        "finished": finished.isoformat(timespec="seconds"),
+        "host": {"cpus": os.cpu_count(), "kernel": platform.release(), "machine": platform.machine()},
+        "params": {"runs": args.runs, "duration_s": args.duration, "warmup_s": args.warmup,
+                   "concurrency": args.concurrency, "first_contact_hosts": args.hosts,
+                   "body_sizes": SIZES, "name_resolution": resolution},
+        "versions": versions,
+        "figures": {k: {"label": lbl, "unit": u, "higher_is_better": hib} for k, lbl, u, hib in FIGURES},
+        "targets": results,
+        "ratios": ratios(results),
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    log(f"\nresults written to {args.json}")
+    failed = [n for n, r in results.items() if r["status"] == "FAILED"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    try:
+        rc = main(sys.argv[1:])
+    finally:
+        cleanup_all()
+    sys.exit(rc)

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: direct origin vs tlsgate vs mitmproxy vs squid.
+#   bash bench/proxy/run.sh [--proxy-cmd CMD] [--runs 3] [--quick] [--targets direct,squid] ...
+# See bench/proxy/README.md. Everything it starts is stopped on exit.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PY="${PYTHON:-python3}"
+
+missing=0
+for t in nginx squid hey curl openssl; do
+  command -v "$t" >/dev/null 2>&1 || missing=1
+done
+[ -x /usr/lib/squid/security_file_certgen ] || missing=1
+[ -x "$HERE/.work/mitmproxy-venv/bin/mitmdump" ] || missing=1
+if [ "$missing" = 1 ]; then
+  echo "run.sh: prerequisites missing, running setup.sh" >&2
+  bash "$HERE/setup.sh"
+fi
+
+exec "$PY" "$HERE/bench.py" "$@"

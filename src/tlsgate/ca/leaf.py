@@ -1,0 +1,208 @@
+"""Leaf minting and its cache: the one place where tlsgate makes server certificates.
+
+The proxy and ``tlsgate ca mint`` both call :meth:`LeafIssuer.get`. A leaf:
+
+* has its own key (ECDSA P-256 by default), never the CA's;
+* carries the names asked for as SANs (DNS names, IP literals as iPAddress);
+* starts :data:`LEAF_BACKDATE` in the past for clock skew, and ends no later
+  than the issuer version's notAfter and no later than :data:`MAX_LEAF_DAYS`
+  after its start (CA/Browser Forum ballot SC-081: 200 days from 2026-03-15);
+* has AKI = the issuer's SKI, EKU serverAuth, basicConstraints CA:FALSE.
+
+The cache is keyed by the set of names, bounded (LRU), and renews an entry
+before it expires. A :class:`LeafIssuer` is bound to one issuer version, so a
+renewed or rotated CA gets a new issuer and never serves stale leaves. It is
+safe to use from several threads and from an event loop (it never awaits).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import ssl
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from tlsgate.ca import profiles
+from tlsgate.ca.authority import IssuingMaterial
+from tlsgate.ca.keys import KeyType, PrivateKey, dump_private_key, generate_key
+from tlsgate.ca.names import HostName, normalize_host
+from tlsgate.clock import Clock, system_clock
+from tlsgate.errors import CAError, InvalidNameError
+
+__all__ = ["LEAF_BACKDATE", "MAX_LEAF_DAYS", "Leaf", "LeafIssuer", "default_server_context"]
+
+LEAF_BACKDATE = timedelta(days=1)
+#: Total lifetime (notAfter - notBefore) stays under the CA/B Forum's 200 days.
+MAX_LEAF_DAYS = 199
+DEFAULT_CACHE_SIZE = 4096
+
+
+def default_server_context() -> ssl.SSLContext:
+    """The client-facing TLS settings: TLS 1.2+, ALPN http/1.1, no compression, no renegotiation."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """A minted leaf, its key, the chain to serve after it, and its ready TLS server context."""
+
+    hosts: tuple[HostName, ...]
+    cert: x509.Certificate
+    key: PrivateKey = field(repr=False)
+    chain: tuple[x509.Certificate, ...]
+    context: ssl.SSLContext = field(repr=False)
+    refresh_at: datetime
+
+    @property
+    def chain_pem(self) -> bytes:
+        """The leaf first, then any intermediate or cross-certificate: what a server sends."""
+        return b"".join(c.public_bytes(Encoding.PEM) for c in (self.cert, *self.chain))
+
+    def key_pem(self) -> bytes:
+        return dump_private_key(self.key)
+
+
+class LeafIssuer:
+    """Mints leaves under one issuer version and caches them with their TLS contexts."""
+
+    def __init__(
+        self,
+        material: IssuingMaterial,
+        *,
+        clock: Clock = system_clock,
+        leaf_key_type: KeyType = KeyType.ECDSA_P256,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        context_factory: Callable[[], ssl.SSLContext] = default_server_context,
+    ) -> None:
+        self._material = material
+        self._issuer_name = material.cert.subject
+        self._issuer_not_after = material.cert.not_valid_after_utc
+        self._chain_pem = b"".join(c.public_bytes(Encoding.PEM) for c in material.chain)
+        self._clock = clock
+        self._leaf_key_type = leaf_key_type
+        self._cache_size = max(1, cache_size)
+        self._context_factory = context_factory
+        self._lock = threading.Lock()
+        # Two LRU maps: the names exactly as asked (the fast path: no parsing on a
+        # hit) and the normalised name set (so "A.test" and "a.test" share a leaf).
+        self._by_request: OrderedDict[tuple[str, ...], Leaf] = OrderedDict()
+        self._by_names: OrderedDict[frozenset[HostName], Leaf] = OrderedDict()
+        self._minting: dict[frozenset[HostName], threading.Lock] = {}
+
+    @property
+    def issuer_cert(self) -> x509.Certificate:
+        return self._material.cert
+
+    def __len__(self) -> int:
+        return len(self._by_names)
+
+    def get(self, hosts: Sequence[str]) -> Leaf:
+        """The cached leaf for these names, minted on first contact or when close to expiry."""
+        request = tuple(hosts)
+        now = self._clock()
+        with self._lock:
+            leaf = self._by_request.get(request)
+            if leaf is not None and now < leaf.refresh_at:
+                self._by_request.move_to_end(request)
+                return leaf
+        names = _normalise(request)
+        key = frozenset(names)
+        with self._lock:
+            leaf = self._by_names.get(key)
+            if leaf is None or now >= leaf.refresh_at:
+                gate = self._minting.setdefault(key, threading.Lock())
+            else:
+                gate = None
+        if gate is not None:
+            with gate:  # one mint per name set, however many connections ask at once
+                with self._lock:
+                    leaf = self._by_names.get(key)
+                if leaf is None or now >= leaf.refresh_at:
+                    leaf = self.mint(names)
+                with self._lock:
+                    self._remember(self._by_names, key, leaf)
+                    self._minting.pop(key, None)
+        assert leaf is not None
+        with self._lock:
+            self._remember(self._by_request, request, leaf)
+        return leaf
+
+    def mint(self, hosts: Sequence[HostName]) -> Leaf:
+        """A new leaf for normalised names, bypassing the cache."""
+        now = self._clock()
+        if now >= self._issuer_not_after:
+            raise CAError(
+                f"the issuing CA expired on {self._issuer_not_after:%Y-%m-%d}; renew it with 'tlsgate ca renew'"
+            )
+        not_before = now - LEAF_BACKDATE
+        not_after = min(not_before + timedelta(days=MAX_LEAF_DAYS), self._issuer_not_after)
+        key = generate_key(self._leaf_key_type)
+        cert = profiles.build_leaf(
+            key.public_key(),
+            tuple(hosts),
+            self._material.key,
+            self._issuer_name,
+            self._material.ski,
+            not_before,
+            not_after,
+        )
+        context = self._context_factory()
+        _load_chain(context, cert.public_bytes(Encoding.PEM) + self._chain_pem, dump_private_key(key))
+        lifetime = not_after - now
+        refresh_at = not_after - min(timedelta(days=7), lifetime / 4)
+        return Leaf(tuple(hosts), cert, key, self._material.chain, context, refresh_at)
+
+    def _remember(self, cache: OrderedDict, key: object, leaf: Leaf) -> None:  # type: ignore[type-arg]
+        cache[key] = leaf
+        cache.move_to_end(key)
+        while len(cache) > self._cache_size:
+            cache.popitem(last=False)
+
+
+def _normalise(hosts: tuple[str, ...]) -> tuple[HostName, ...]:
+    if not hosts:
+        raise InvalidNameError("a leaf needs at least one host name")
+    names: list[HostName] = []
+    for host in hosts:
+        name = normalize_host(host)
+        if isinstance(name, str) and name.startswith("*."):
+            raise InvalidNameError(f"invalid host name {host!r}: leaves are minted for exact names")
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def _load_chain(context: ssl.SSLContext, chain_pem: bytes, key_pem: bytes) -> None:
+    """Load a certificate chain and key from memory (``ssl`` only reads files).
+
+    The key goes to an anonymous in-memory file (memfd), so a leaf key never
+    touches a disk; where memfd is missing, to a 0600 temporary file removed at once.
+    """
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("tlsgate-leaf", os.MFD_CLOEXEC)
+        try:
+            os.write(fd, chain_pem + key_pem)
+            context.load_cert_chain(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+        return
+    handle, path = tempfile.mkstemp(prefix="tlsgate-leaf-")
+    try:
+        os.write(handle, chain_pem + key_pem)
+        os.close(handle)
+        context.load_cert_chain(path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)

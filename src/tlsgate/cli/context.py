@@ -1,0 +1,34 @@
+"""What every sub-command gets from the root command: the data directory, and output helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+__all__ = ["AppContext", "print_json"]
+
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    data_dir: Path
+
+    @property
+    def ca_dir(self) -> Path:
+        return self.data_dir / "ca"
+
+    @property
+    def out(self) -> Console:
+        return Console(highlight=False)
+
+    @property
+    def err(self) -> Console:
+        return Console(stderr=True, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
