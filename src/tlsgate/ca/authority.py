@@ -70,7 +70,9 @@ class CertificateAuthority:
     # ----------------------------------------------------------------- loading
 
     @classmethod
-    def load(cls, path: Path, *, env: Mapping[str, str] | None = None, clock: Clock = system_clock) -> CertificateAuthority:
+    def load(
+        cls, path: Path, *, env: Mapping[str, str] | None = None, clock: Clock = system_clock
+    ) -> CertificateAuthority:
         directory = CADirectory(path)
         manifest = directory.read_manifest()
         identities: dict[str, CAIdentity] = {}
@@ -130,7 +132,12 @@ class CertificateAuthority:
             if intermediate:
                 inter_key = generate_key(key_type)
                 inter_cert = profiles.build_intermediate(
-                    inter_key, _issuing_subject(name), root_key, root_cert, now - CA_BACKDATE, root_cert.not_valid_after_utc
+                    inter_key,
+                    _issuing_subject(name),
+                    root_key,
+                    root_cert,
+                    now - CA_BACKDATE,
+                    root_cert.not_valid_after_utc,
                 )
                 entries.append(_write_identity(directory, inter_key, inter_cert, Role.INTERMEDIATE, issuer, passphrase))
                 issuer = entries[1].id
@@ -188,9 +195,7 @@ class CertificateAuthority:
         if issuer.role is Role.INTERMEDIATE:
             chain.append(issuer.current.cert)
         now = self.clock()
-        chain.extend(
-            c.cert for c in self.crosses if c.subject_id == self.root.id and c.cert.not_valid_after_utc > now
-        )
+        chain.extend(c.cert for c in self.crosses if c.subject_id == self.root.id and c.cert.not_valid_after_utc > now)
         return IssuingMaterial(self.key(issuer.id), issuer.current.cert, tuple(chain))
 
     # -------------------------------------------------------------- operations
@@ -218,10 +223,14 @@ class CertificateAuthority:
                 else e
                 for e in self._manifest.identities
             )
-            self._commit(Manifest(entries, self._manifest.crosses, root.id, self._manifest.issuer, self._manifest.passphrase_env))
+            self._commit(
+                Manifest(entries, self._manifest.crosses, root.id, self._manifest.issuer, self._manifest.passphrase_env)
+            )
         return tuple(self._identities[i].current for i in new_files)
 
-    def rotate(self, key_type: KeyType | None = None, subject: str | None = None, days: int = DEFAULT_CA_DAYS) -> CAIdentity:
+    def rotate(
+        self, key_type: KeyType | None = None, subject: str | None = None, days: int = DEFAULT_CA_DAYS
+    ) -> CAIdentity:
         """A new root identity (new key), cross-signed by the current one; leaves move to it."""
         _check_days(days)
         with self._dir.locked():
@@ -233,24 +242,38 @@ class CertificateAuthority:
             name = parse_subject(subject) if subject else _next_generation(old.subject, len(self.roots()) + 1)
             if name == old.subject:
                 raise CAError("the new root needs a subject different from the current root's")
-            passphrase = _passphrase(self._manifest.passphrase_env, self._env) if self._manifest.passphrase_env else None
+            passphrase = (
+                _passphrase(self._manifest.passphrase_env, self._env) if self._manifest.passphrase_env else None
+            )
             new_key = generate_key(new_type)
             new_cert = profiles.build_root(new_key, name, now - CA_BACKDATE, _not_after(now, days))
-            entries = [*self._manifest.identities, _write_identity(self._dir, new_key, new_cert, Role.ROOT, None, passphrase)]
+            entries = [
+                *self._manifest.identities,
+                _write_identity(self._dir, new_key, new_cert, Role.ROOT, None, passphrase),
+            ]
             issuer_id = entries[-1].id
             if self.issuer.role is Role.INTERMEDIATE:
                 inter_key = generate_key(new_type)
                 inter_cert = profiles.build_intermediate(
-                    inter_key, _issuing_subject(name), new_key, new_cert, now - CA_BACKDATE, new_cert.not_valid_after_utc
+                    inter_key,
+                    _issuing_subject(name),
+                    new_key,
+                    new_cert,
+                    now - CA_BACKDATE,
+                    new_cert.not_valid_after_utc,
                 )
-                entries.append(_write_identity(self._dir, inter_key, inter_cert, Role.INTERMEDIATE, issuer_id, passphrase))
+                entries.append(
+                    _write_identity(self._dir, inter_key, inter_cert, Role.INTERMEDIATE, issuer_id, passphrase)
+                )
                 issuer_id = entries[-1].id
             cross_end = min(old.current.not_after, new_cert.not_valid_after_utc)
             cross = profiles.build_cross(new_cert, old_key, old.current.cert, now - CA_BACKDATE, cross_end)
             cross_file = f"cross/{spki_sha256(new_key)}-by-{old.id}.pem"
             self._dir.write_new(cross_file, _pem(cross))
             crosses = (*self._manifest.crosses, CrossEntry(spki_sha256(new_key), old.id, cross_file))
-            self._commit(Manifest(tuple(entries), crosses, spki_sha256(new_key), issuer_id, self._manifest.passphrase_env))
+            self._commit(
+                Manifest(tuple(entries), crosses, spki_sha256(new_key), issuer_id, self._manifest.passphrase_env)
+            )
         return self.root
 
     def _ensure_unchanged(self) -> None:

@@ -73,7 +73,7 @@ def key_type_of(key: PrivateKey | PublicKey) -> str:
     return f"rsa-{key.key_size}"
 
 
-def signature_hash(key: PrivateKey) -> hashes.HashAlgorithm:
+def signature_hash(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384:
     """The hash to sign with: SHA-384 for P-384 keys, SHA-256 otherwise."""
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size >= 384:
         return hashes.SHA384()

@@ -121,10 +121,8 @@ class LeafIssuer:
         key = frozenset(names)
         with self._lock:
             leaf = self._by_names.get(key)
-            if leaf is None or now >= leaf.refresh_at:
-                gate = self._minting.setdefault(key, threading.Lock())
-            else:
-                gate = None
+            stale = leaf is None or now >= leaf.refresh_at
+            gate = self._minting.setdefault(key, threading.Lock()) if stale else None
         if gate is not None:
             with gate:  # one mint per name set, however many connections ask at once
                 with self._lock:
@@ -134,7 +132,8 @@ class LeafIssuer:
                 with self._lock:
                     self._remember(self._by_names, key, leaf)
                     self._minting.pop(key, None)
-        assert leaf is not None
+        if leaf is None:  # unreachable: the gate above always leaves a leaf
+            raise CAError("leaf minting failed")
         with self._lock:
             self._remember(self._by_request, request, leaf)
         return leaf

@@ -106,9 +106,7 @@ def build_cross(
     if not isinstance(public, PublicKey):
         raise TypeError("unsupported CA key type")
     builder = _builder(subject_cert.subject, issuer_cert.subject, public, not_before, not_after)
-    builder = _ca_extensions(builder, public, None).add_extension(
-        _aki(ski_of(issuer_key.public_key())), critical=False
-    )
+    builder = _ca_extensions(builder, public, None).add_extension(_aki(ski_of(issuer_key.public_key())), critical=False)
     return builder.sign(issuer_key, signature_hash(issuer_key))
 
 

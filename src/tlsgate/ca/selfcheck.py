@@ -11,9 +11,11 @@ RFC 5280 / CA-B Forum path builder with a server-name check.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from cryptography import x509
-from cryptography.x509.verification import DNSName, PolicyBuilder, Store, VerificationError
+from cryptography.x509 import DNSName
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from tlsgate.ca.authority import CertificateAuthority
 from tlsgate.ca.leaf import LeafIssuer
@@ -21,7 +23,7 @@ from tlsgate.ca.model import Role
 from tlsgate.ca.profiles import ski_of
 from tlsgate.errors import TlsgateError
 
-__all__ = ["CheckResult", "SELF_CHECK_HOST", "self_check"]
+__all__ = ["SELF_CHECK_HOST", "CheckResult", "self_check"]
 
 SELF_CHECK_HOST = "selfcheck.tlsgate.test"
 
@@ -42,9 +44,15 @@ def self_check(ca: CertificateAuthority) -> list[CheckResult]:
             key = ca.key(identity.id)
             ski = ski_of(key.public_key()).digest
             same = all(_ski(v.cert) == ski for v in identity.versions)
-            results.append(CheckResult(f"{identity.role} {identity.id[:16]} key and versions", same,
-                                       f"{len(identity.versions)} version(s), key matches, one SKI" if same
-                                       else "versions disagree on the SKI"))
+            results.append(
+                CheckResult(
+                    f"{identity.role} {identity.id[:16]} key and versions",
+                    same,
+                    f"{len(identity.versions)} version(s), key matches, one SKI"
+                    if same
+                    else "versions disagree on the SKI",
+                )
+            )
         except TlsgateError as exc:
             results.append(CheckResult(f"{identity.role} {identity.id[:16]} key", False, str(exc)))
     if not all(r.ok for r in results):
@@ -53,9 +61,16 @@ def self_check(ca: CertificateAuthority) -> list[CheckResult]:
         leaf = LeafIssuer(ca.issuing_material(), clock=ca.clock).mint((SELF_CHECK_HOST,))
     except TlsgateError as exc:
         return [*results, CheckResult("mint a leaf", False, str(exc))]
-    issuer_ok = _aki(leaf.cert) == _ski(ca.issuer.current.cert) and leaf.cert.not_valid_after_utc <= ca.issuer.current.not_after
-    results.append(CheckResult("leaf AKI and validity", issuer_ok,
-                               "AKI = issuer SKI, notAfter within the issuer's" if issuer_ok else "leaf does not match its issuer"))
+    issuer_ok = (
+        _aki(leaf.cert) == _ski(ca.issuer.current.cert) and leaf.cert.not_valid_after_utc <= ca.issuer.current.not_after
+    )
+    results.append(
+        CheckResult(
+            "leaf AKI and validity",
+            issuer_ok,
+            "AKI = issuer SKI, notAfter within the issuer's" if issuer_ok else "leaf does not match its issuer",
+        )
+    )
     for version in ca.root.versions:
         label = f"leaf under root version {version.number} ({version.serial_hex[:16]})"
         if not version.is_valid_at(now):
@@ -70,12 +85,19 @@ def self_check(ca: CertificateAuthority) -> list[CheckResult]:
             label = f"leaf via cross-certificate under old root {old.id[:16]} v{version.number}"
             results.append(_verify(label, leaf.cert, list(leaf.chain), version.cert, now))
     if ca.issuer.role is Role.INTERMEDIATE:
-        results.append(CheckResult("chain served with the leaf", bool(leaf.chain) and leaf.chain[0] == ca.issuer.current.cert,
-                                   "leaf, issuing intermediate" + (", cross-certificate" if len(leaf.chain) > 1 else "")))
+        results.append(
+            CheckResult(
+                "chain served with the leaf",
+                bool(leaf.chain) and leaf.chain[0] == ca.issuer.current.cert,
+                "leaf, issuing intermediate" + (", cross-certificate" if len(leaf.chain) > 1 else ""),
+            )
+        )
     return results
 
 
-def _verify(label: str, leaf: x509.Certificate, chain: list[x509.Certificate], root: x509.Certificate, now) -> CheckResult:  # type: ignore[no-untyped-def]
+def _verify(
+    label: str, leaf: x509.Certificate, chain: list[x509.Certificate], root: x509.Certificate, now: datetime
+) -> CheckResult:
     verifier = PolicyBuilder().store(Store([root])).time(now).build_server_verifier(DNSName(SELF_CHECK_HOST))
     try:
         path = verifier.verify(leaf, chain)

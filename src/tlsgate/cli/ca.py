@@ -29,7 +29,9 @@ from tlsgate.errors import CAError, ConfigError
 
 __all__ = ["app", "write_file"]
 
-app = typer.Typer(help="The interception CA: create, renew in place, rotate, export, mint, verify.", no_args_is_help=True)
+app = typer.Typer(
+    help="The interception CA: create, renew in place, rotate, export, mint, verify.", no_args_is_help=True
+)
 
 _STATUS_STYLE = {
     VersionStatus.VALID: "green",
@@ -40,7 +42,9 @@ _STATUS_STYLE = {
 
 KeyOption = Annotated[
     str | None,
-    typer.Option("--key", help="Key type: ecdsa-p256 (default), ecdsa-p384, rsa-2048, rsa-3072, rsa-4096.", show_default=False),
+    typer.Option(
+        "--key", help="Key type: ecdsa-p256 (default), ecdsa-p384, rsa-2048, rsa-3072, rsa-4096.", show_default=False
+    ),
 ]
 DaysOption = Annotated[int, typer.Option("--days", help="Validity of the new certificate, in days.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -48,7 +52,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable outpu
 
 def _ctx(ctx: typer.Context) -> AppContext:
     obj = ctx.obj
-    assert isinstance(obj, AppContext)
+    if not isinstance(obj, AppContext):
+        raise TypeError("the tlsgate root command sets the context")
     return obj
 
 
@@ -62,16 +67,24 @@ def init(
     key: KeyOption = None,
     subject: Annotated[str, typer.Option("--subject", help="Subject DN of the root (RFC 4514).")] = DEFAULT_SUBJECT,
     days: DaysOption = DEFAULT_CA_DAYS,
-    intermediate: Annotated[bool, typer.Option("--intermediate", help="Also create an issuing CA, so the root key can stay offline.")] = False,
+    intermediate: Annotated[
+        bool, typer.Option("--intermediate", help="Also create an issuing CA, so the root key can stay offline.")
+    ] = False,
     passphrase_env: Annotated[
-        str | None, typer.Option("--passphrase-env", help="Encrypt the CA keys with the passphrase in this environment variable.")
+        str | None,
+        typer.Option("--passphrase-env", help="Encrypt the CA keys with the passphrase in this environment variable."),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create the interception root CA (refuses to overwrite an existing one)."""
     key_type = KeyType.parse(key) if key else KeyType.ECDSA_P256
     ca = CertificateAuthority.init(
-        _ctx(ctx).ca_dir, key_type=key_type, subject=subject, days=days, intermediate=intermediate, passphrase_env=passphrase_env
+        _ctx(ctx).ca_dir,
+        key_type=key_type,
+        subject=subject,
+        days=days,
+        intermediate=intermediate,
+        passphrase_env=passphrase_env,
     )
     if as_json:
         print_json(_describe(ca))
@@ -111,7 +124,10 @@ def renew(ctx: typer.Context, days: DaysOption = DEFAULT_CA_DAYS, as_json: JsonO
 def rotate(
     ctx: typer.Context,
     key: KeyOption = None,
-    subject: Annotated[str | None, typer.Option("--subject", help="Subject of the new root (default: the current one's, next generation).")] = None,
+    subject: Annotated[
+        str | None,
+        typer.Option("--subject", help="Subject of the new root (default: the current one's, next generation)."),
+    ] = None,
     days: DaysOption = DEFAULT_CA_DAYS,
     as_json: JsonOption = False,
 ) -> None:
@@ -132,8 +148,12 @@ def rotate(
 @app.command()
 def export(
     ctx: typer.Context,
-    fmt: Annotated[ExportFormat, typer.Option("--format", case_sensitive=False, help="pem, der or p7b.")] = ExportFormat.PEM,
-    all_versions: Annotated[bool, typer.Option("--all-versions", help="Every root version that has not expired.")] = False,
+    fmt: Annotated[
+        ExportFormat, typer.Option("--format", case_sensitive=False, help="pem, der or p7b.")
+    ] = ExportFormat.PEM,
+    all_versions: Annotated[
+        bool, typer.Option("--all-versions", help="Every root version that has not expired.")
+    ] = False,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write (default: stdout).")] = None,
 ) -> None:
     """The public root certificate(s) for endpoints. Never a private key."""
@@ -153,9 +173,15 @@ def export(
 @app.command()
 def mint(
     ctx: typer.Context,
-    hosts: Annotated[list[str], typer.Argument(help="DNS names and IP literals for the leaf's SANs.", show_default=False)],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Leaf certificate chain (PEM); default stdout.")] = None,
-    key_out: Annotated[Path | None, typer.Option("--key-out", help="Write the leaf's private key here (mode 0600).")] = None,
+    hosts: Annotated[
+        list[str], typer.Argument(help="DNS names and IP literals for the leaf's SANs.", show_default=False)
+    ],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Leaf certificate chain (PEM); default stdout.")
+    ] = None,
+    key_out: Annotated[
+        Path | None, typer.Option("--key-out", help="Write the leaf's private key here (mode 0600).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """A leaf certificate exactly as the proxy mints it."""
@@ -168,8 +194,9 @@ def mint(
     elif not as_json:
         sys.stdout.buffer.write(leaf.chain_pem)
         sys.stdout.flush()
+    hosts_text = [str(h) for h in leaf.hosts]
     info = {
-        "hosts": [str(h) for h in leaf.hosts],
+        "hosts": hosts_text,
         "serial": format(leaf.cert.serial_number, "x"),
         "not_before": leaf.cert.not_valid_before_utc.isoformat(),
         "not_after": leaf.cert.not_valid_after_utc.isoformat(),
@@ -182,8 +209,8 @@ def mint(
         print_json(info)
     elif output is not None:
         _ctx(ctx).err.print(
-            f"Minted a leaf for {', '.join(info['hosts'])} valid until {leaf.cert.not_valid_after_utc:%Y-%m-%d}; wrote {output}"
-            + (f" and its key to {key_out}" if key_out else "")
+            f"Minted a leaf for {', '.join(hosts_text)} valid until {leaf.cert.not_valid_after_utc:%Y-%m-%d}; "
+            f"wrote {output}" + (f" and its key to {key_out}" if key_out else "")
         )
 
 

@@ -47,9 +47,13 @@ def root(
     ctx: typer.Context,
     data_dir: Annotated[
         Path | None,
-        typer.Option("--data-dir", envvar="TLSGATE_DATA_DIR", help="Where tlsgate keeps its CA and data.", show_default=False),
+        typer.Option(
+            "--data-dir", envvar="TLSGATE_DATA_DIR", help="Where tlsgate keeps its CA and data.", show_default=False
+        ),
     ] = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
 ) -> None:
     ctx.obj = AppContext(data_dir=(data_dir or default_data_dir()).expanduser())
 

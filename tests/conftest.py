@@ -1,0 +1,79 @@
+"""Shared fixtures: real tools (never skipped: the test set-up installs them), CA factories, a movable clock."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tlsgate.ca import CertificateAuthority
+
+
+def require_tool(name: str) -> str:
+    """The path of a real tool; a missing tool fails the test (scripts/test installs them all)."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed; run scripts/test, which installs every tool the tests use")
+    return path
+
+
+@dataclass
+class FakeClock:
+    """A clock tests move by hand."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def make_ca(tmp_path: Path) -> Callable[..., CertificateAuthority]:
+    counter = iter(range(1000))
+
+    def factory(**kwargs: object) -> CertificateAuthority:
+        return CertificateAuthority.init(tmp_path / f"ca{next(counter)}", **kwargs)  # type: ignore[arg-type]
+
+    return factory
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    stdout_bytes: bytes
+
+
+@pytest.fixture
+def tlsgate(tmp_path: Path) -> Callable[..., CliResult]:
+    """Run the real ``tlsgate`` command with its own data directory."""
+    data_dir = tmp_path / "data"
+
+    def run(*args: str, env: dict[str, str] | None = None, check: bool = False) -> CliResult:
+        full_env = {**os.environ, "TLSGATE_DATA_DIR": str(data_dir), "COLUMNS": "160", **(env or {})}
+        proc = subprocess.run(
+            [sys.executable, "-m", "tlsgate", *args], capture_output=True, env=full_env, timeout=120, check=False
+        )
+        result = CliResult(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(), proc.stdout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"tlsgate {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    run.data_dir = data_dir  # type: ignore[attr-defined]
+    return run
