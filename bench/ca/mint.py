@@ -26,8 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from rich.console import Console
 from rich.table import Table
 
-from tlsgate.ca import CertificateAuthority, KeyType, LeafIssuer, default_server_context
-from tlsgate.ca import profiles
+from tlsgate.ca import CertificateAuthority, KeyType, LeafIssuer, default_server_context, profiles
 from tlsgate.ca.keys import dump_private_key, generate_key
 from tlsgate.ca.leaf import _load_chain
 
@@ -77,7 +76,12 @@ def main() -> int:
         now = datetime.now(UTC)
         key = generate_key(KeyType.ECDSA_P256)
         cert = profiles.build_leaf(
-            key.public_key(), ("a.bench.test",), material.key, material.cert.subject, material.ski, now,
+            key.public_key(),
+            ("a.bench.test",),
+            material.key,
+            material.cert.subject,
+            material.ski,
+            now,
             now + timedelta(days=100),
         )
         chain_pem, key_pem = cert.public_bytes(Encoding.PEM), dump_private_key(key)
@@ -86,7 +90,12 @@ def main() -> int:
             "leaf key generation (ECDSA P-256)": timed(lambda: generate_key(KeyType.ECDSA_P256), n),
             "certificate build + sign": timed(
                 lambda: profiles.build_leaf(
-                    key.public_key(), ("a.bench.test",), material.key, material.cert.subject, material.ski, now,
+                    key.public_key(),
+                    ("a.bench.test",),
+                    material.key,
+                    material.cert.subject,
+                    material.ski,
+                    now,
                     now + timedelta(days=100),
                 ),
                 n,
