@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from tlsgate import __version__
+from tlsgate.cli import agent as agent_commands
 from tlsgate.cli import ca as ca_commands
 from tlsgate.cli.context import AppContext
 from tlsgate.errors import TlsgateError
@@ -28,6 +29,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(ca_commands.app, name="ca")
+app.add_typer(agent_commands.app, name="agent")
 
 
 def default_data_dir() -> Path:
