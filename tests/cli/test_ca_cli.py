@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import plistlib
 import stat
 from pathlib import Path
 
@@ -76,6 +77,20 @@ def test_export_formats_with_openssl(tlsgate, tmp_path: Path) -> None:
     assert "tlsgate Interception Root CA" in p7
 
 
+def test_export_installers_for_endpoints_without_the_agent(tlsgate, tmp_path: Path) -> None:
+    tlsgate("ca", "init", check=True)
+    tlsgate("ca", "renew", check=True)
+    tlsgate(
+        "ca", "export", "--all-versions", "--format", "mobileconfig", "-o", str(tmp_path / "p.mobileconfig"), check=True
+    )
+    profile = plistlib.loads((tmp_path / "p.mobileconfig").read_bytes())
+    assert len(profile["PayloadContent"]) == 2
+    script = tlsgate("ca", "export", "--format", "ps1", check=True).stdout
+    assert script.count("Thumbprint = ") == 1
+    policies = json.loads(tlsgate("ca", "export", "--format", "firefox-policies.json", check=True).stdout)
+    assert policies["policies"]["Certificates"]["ImportEnterpriseRoots"] is True
+
+
 def test_mint_writes_chain_and_private_key(tlsgate, tmp_path: Path) -> None:
     tlsgate("ca", "init", "--intermediate", check=True)
     cert, key = tmp_path / "leaf.pem", tmp_path / "leaf.key"
@@ -97,6 +112,7 @@ def test_mint_writes_chain_and_private_key(tlsgate, tmp_path: Path) -> None:
         (("ca", "rotate", "--key", "dsa-1024"), "unknown key type"),
         (("ca", "mint", "not a host"), "invalid host name"),
         (("ca", "export", "--all-versions", "--format", "der", "-o", "/tmp/x.der"), "DER holds exactly one"),
+        (("ca", "export", "--format", "jks"), "unknown export format 'jks'"),
     ],
 )
 def test_bad_input_is_one_line_and_changes_nothing(tlsgate, args: tuple[str, ...], message: str) -> None:

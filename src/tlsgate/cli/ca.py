@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from cryptography import x509
 from rich.table import Table
 
 from tlsgate.ca import (
@@ -26,6 +28,7 @@ from tlsgate.ca import (
 )
 from tlsgate.cli.context import AppContext, print_json
 from tlsgate.errors import CAError, ConfigError
+from tlsgate.trust import artifacts
 
 __all__ = ["app", "write_file"]
 
@@ -149,8 +152,13 @@ def rotate(
 def export(
     ctx: typer.Context,
     fmt: Annotated[
-        ExportFormat, typer.Option("--format", case_sensitive=False, help="pem, der or p7b.")
-    ] = ExportFormat.PEM,
+        str,
+        typer.Option(
+            "--format",
+            help="pem, der, p7b; or an installer for endpoints without the agent: "
+            "ps1 (Windows), macos.sh, mobileconfig (Apple), firefox-policies.json.",
+        ),
+    ] = "pem",
     all_versions: Annotated[
         bool, typer.Option("--all-versions", help="Every root version that has not expired.")
     ] = False,
@@ -159,15 +167,24 @@ def export(
     """The public root certificate(s) for endpoints. Never a private key."""
     ca = _load(ctx)
     versions = exported_versions(ca, ca.clock(), all_versions=all_versions)
-    data = export_certificates(tuple(v.cert for v in versions), fmt)
+    certs = tuple(v.cert for v in versions)
+    kind = fmt.strip().lower()
+    if kind in _INSTALLERS:
+        data = _INSTALLERS[kind](certs)
+    else:
+        try:
+            data = export_certificates(certs, ExportFormat(kind))
+        except ValueError:
+            choices = ", ".join([*(f.value for f in ExportFormat), *_INSTALLERS])
+            raise ConfigError(f"unknown export format {fmt!r} (choose one of: {choices})") from None
     if output is None:
-        if fmt is not ExportFormat.PEM and sys.stdout.isatty():
-            raise ConfigError(f"{fmt.value} is binary; write it to a file with -o")
+        if kind in ("der", "p7b") and sys.stdout.isatty():
+            raise ConfigError(f"{kind} is binary; write it to a file with -o")
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return
     write_file(output, data, private=False)
-    _ctx(ctx).err.print(f"Wrote {len(versions)} certificate(s) ({fmt.value}) to {output}")
+    _ctx(ctx).err.print(f"Wrote {len(versions)} certificate(s) ({kind}) to {output}")
 
 
 @app.command()
@@ -232,6 +249,14 @@ def verify(ctx: typer.Context, as_json: JsonOption = False) -> None:
         _ctx(ctx).out.print(table)
     if failed:
         raise CAError(f"CA self-check failed: {failed[0].name}: {failed[0].detail}")
+
+
+_INSTALLERS: dict[str, Callable[[tuple[x509.Certificate, ...]], bytes]] = {
+    "ps1": lambda certs: artifacts.windows_powershell(certs).encode(),
+    "macos.sh": lambda certs: artifacts.macos_shell(certs).encode(),
+    "mobileconfig": artifacts.apple_mobileconfig,
+    "firefox-policies.json": lambda certs: artifacts.firefox_policies(certs).encode(),
+}
 
 
 def _describe(ca: CertificateAuthority) -> dict[str, object]:
