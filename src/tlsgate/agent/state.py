@@ -27,12 +27,14 @@ class AgentState:
     portal_url: str | None
     endpoint_id: str | None
     identities: tuple[CAIdentityRef, ...]
+    portal_ca: str | None = None  # a private CA file that verifies the portal's certificate
 
     def to_json(self) -> dict[str, Any]:
         return {
             "portal_url": self.portal_url,
             "endpoint_id": self.endpoint_id,
             "identities": [i.to_json() for i in self.identities],
+            "portal_ca": self.portal_ca,
         }
 
     @classmethod
@@ -42,6 +44,7 @@ class AgentState:
                 data.get("portal_url"),
                 data.get("endpoint_id"),
                 tuple(CAIdentityRef.from_json(i) for i in data["identities"]),
+                data.get("portal_ca"),
             )
         except (KeyError, TypeError, AttributeError):
             raise TrustStoreError("the agent state file is corrupt; enroll again") from None

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import platform
+import random
+import socket
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -9,11 +13,13 @@ import typer
 from cryptography import x509
 from rich.table import Table
 
-from tlsgate.agent import Agent, EndpointStatus, StoreChange, accept_ca_set
-from tlsgate.agent.state import AgentFiles
+from tlsgate import __version__
+from tlsgate.agent import Agent, EndpointStatus, StoreChange, accept_ca_set, service
+from tlsgate.agent.portal import PortalClient
+from tlsgate.agent.state import AgentFiles, AgentState
 from tlsgate.cli.context import AppContext, print_json
 from tlsgate.clock import system_clock
-from tlsgate.errors import ConfigError, TrustStoreError
+from tlsgate.errors import ConfigError, TlsgateError, TrustStoreError
 from tlsgate.trust import CAIdentityRef, DebianStore, RhelStore, TrustStore, discover_stores, parse_pem_bundle
 
 __all__ = ["app"]
@@ -142,6 +148,16 @@ def _print_status(ctx: typer.Context, result: EndpointStatus) -> None:
         out.print(f"Trusted until {until:%Y-%m-%d %H:%M} UTC (the latest valid version installed).")
 
 
+def _change_json(change: StoreChange) -> dict[str, object]:
+    return {
+        "store": change.store,
+        "install": [format(x.serial_number, "x") for x in change.plan.install],
+        "remove": [format(x.serial_number, "x") for x in change.plan.remove],
+        "kept_expired": [format(x.serial_number, "x") for x in change.plan.kept_expired],
+        "error": change.error,
+    }
+
+
 def _report_changes(
     ctx: typer.Context, changes: list[StoreChange], *, dry_run: bool, as_json: bool, status: EndpointStatus
 ) -> None:
@@ -150,16 +166,7 @@ def _report_changes(
         print_json(
             {
                 "dry_run": dry_run,
-                "changes": [
-                    {
-                        "store": c.store,
-                        "install": [format(x.serial_number, "x") for x in c.plan.install],
-                        "remove": [format(x.serial_number, "x") for x in c.plan.remove],
-                        "kept_expired": [format(x.serial_number, "x") for x in c.plan.kept_expired],
-                        "error": c.error,
-                    }
-                    for c in changes
-                ],
+                "changes": [_change_json(c) for c in changes],
                 "status": status.to_json(),
             }
         )
@@ -183,3 +190,150 @@ def _report_changes(
             _print_status(ctx, status)
     if failed:
         raise TrustStoreError(f"{len(failed)} store(s) failed: {failed[0].store}: {failed[0].error}")
+
+
+def _client(url: str, portal_ca: Path | None) -> PortalClient:
+    return PortalClient(url, portal_ca=portal_ca)
+
+
+def _enrolled(ctx: typer.Context) -> AgentState:
+    state = _files(ctx).load()
+    if state is None or state.portal_url is None:
+        raise ConfigError("not enrolled: run 'tlsgate agent enroll --portal URL --token TOKEN' first")
+    return state
+
+
+@app.command()
+def enroll(
+    ctx: typer.Context,
+    portal: Annotated[str, typer.Option("--portal", help="The portal's base URL (https://…).")],
+    token: Annotated[str, typer.Option("--token", envvar="TLSGATE_ENROLL_TOKEN", help="An enrollment token.")],
+    portal_ca: Annotated[
+        Path | None, typer.Option("--portal-ca", help="CA file that verifies the portal's certificate.")
+    ] = None,
+    expect_spki: Annotated[
+        str | None, typer.Option("--expect-spki", help="Refuse unless the portal's CA key has this SPKI SHA-256.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register this endpoint with the portal and remember the CA identity it serves."""
+    if _files(ctx).load() is not None:
+        raise ConfigError(f"already enrolled (state in {_files(ctx).directory}); remove it to enroll again")
+    client = _client(portal, portal_ca)
+    try:
+        state = service.enroll(
+            _files(ctx),
+            client,
+            portal,
+            token,
+            hostname=socket.gethostname(),
+            os_name=platform.platform(),
+            agent_version=__version__,
+            expect_spki=expect_spki,
+            portal_ca=str(portal_ca.resolve()) if portal_ca else None,
+        )
+    finally:
+        client.close()
+    identity = state.identities[0]
+    if as_json:
+        print_json({"endpoint_id": state.endpoint_id, "ca_identity": identity.to_json()})
+        return
+    _ctx(ctx).out.print(
+        f"Enrolled as endpoint {state.endpoint_id}; CA identity {identity.subject} "
+        f"(SPKI SHA-256 {identity.spki_sha256[:16]}…). Run 'tlsgate agent sync' next."
+    )
+
+
+@app.command()
+def sync(
+    ctx: typer.Context,
+    root: RootOption = Path("/"),
+    home: HomeOption = None,
+    store: StoreOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Fetch the CA set, install what is missing, remove expired versions safely, check in."""
+    report = _sync_once(ctx, root, home, store, dry_run=dry_run)
+    _print_sync(ctx, report, dry_run=dry_run, as_json=as_json)
+    if report.failed_stores:
+        first = report.failed_stores[0]
+        raise TrustStoreError(f"{len(report.failed_stores)} store(s) failed: {first.store}: {first.error}")
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between syncs (±10% jitter).")] = 3600.0,
+    max_runs: Annotated[int | None, typer.Option("--max-runs", help="Stop after this many syncs.")] = None,
+    root: RootOption = Path("/"),
+    home: HomeOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Sync on an interval, surviving portal outages (last good CA set, retries with back-off)."""
+    if interval <= 0:
+        raise ConfigError("--interval must be positive")
+    err = _ctx(ctx).err
+    first_retry = min(30.0, interval)
+    backoff = first_retry
+    runs = 0
+    while max_runs is None or runs < max_runs:
+        runs += 1
+        problem = None
+        try:
+            report = _sync_once(ctx, root, home, store, dry_run=False)
+            err.print(f"sync {runs}: {report.status.verdict}")
+            if report.portal_error:
+                problem = f"portal unreachable, kept the last good CA set ({report.portal_error})"
+        except TlsgateError as exc:
+            problem = str(exc)
+        if problem is None:
+            delay, backoff = interval, first_retry
+        else:
+            delay, backoff = backoff, min(backoff * 2, interval)  # retry sooner, backing off up to the interval
+            err.print(f"sync {runs}: {problem}; retrying in {delay:.0f} s")
+        if max_runs is not None and runs >= max_runs:
+            break
+        time.sleep(delay * random.uniform(0.9, 1.1))  # noqa: S311 - jitter, not a secret
+
+
+def _sync_once(
+    ctx: typer.Context, root: Path, home: list[Path] | None, store: list[str] | None, *, dry_run: bool
+) -> service.SyncReport:
+    state = _enrolled(ctx)
+    client = _client(state.portal_url or "", Path(state.portal_ca) if state.portal_ca else None)
+    try:
+        return service.sync(
+            _files(ctx),
+            state,
+            client,
+            _stores(root, home, store, for_install=True),
+            agent_version=__version__,
+            os_name=platform.platform(),
+            dry_run=dry_run,
+        )
+    finally:
+        client.close()
+
+
+def _print_sync(ctx: typer.Context, report: service.SyncReport, *, dry_run: bool, as_json: bool) -> None:
+    if as_json:
+        print_json(
+            {
+                "dry_run": dry_run,
+                "changes": [_change_json(c) for c in report.changes],
+                "refused": list(report.refused),
+                "portal_error": report.portal_error,
+                "readiness": report.readiness,
+                "status": report.status.to_json(),
+            }
+        )
+        return
+    out = _ctx(ctx).out
+    for line in report.refused:
+        out.print(f"[red]{line}[/]")
+    if report.portal_error:
+        out.print(f"[yellow]portal unreachable, used the last good CA set: {report.portal_error}[/]")
+    _report_changes(ctx, list(report.changes), dry_run=dry_run, as_json=False, status=report.status)
+    if report.readiness:
+        out.print(f"Portal verdict: {report.readiness['state']} ({report.readiness['reason']})")

@@ -13,6 +13,7 @@ from tlsgate.trust.identity import (
     parse_pem_bundle,
     plan_store,
     presence,
+    spki_sha256_of,
 )
 from tlsgate.trust.runner import CommandResult, CommandRunner, run_command
 from tlsgate.trust.stores import DebianStore, JavaStore, NssStore, RhelStore, TrustStore, entry_name
@@ -36,4 +37,5 @@ __all__ = [
     "plan_store",
     "presence",
     "run_command",
+    "spki_sha256_of",
 ]
