@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -81,15 +82,20 @@ _cleanups: list = []
 _cleaned = False
 
 
-def spawn(argv: list[str], *, log_path: Path | None = None, env: dict | None = None,
-          cwd: Path | None = None) -> subprocess.Popen:
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    try:
-        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
-                             stdin=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True)
-    finally:
-        if log_path:
-            out.close()
+def spawn(
+    argv: list[str], *, log_path: Path | None = None, env: dict | None = None, cwd: Path | None = None
+) -> subprocess.Popen:
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(open(log_path, "ab")) if log_path else subprocess.DEVNULL
+        p = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
     _procs.append(p)
     return p
 
@@ -97,23 +103,15 @@ def spawn(argv: list[str], *, log_path: Path | None = None, env: dict | None = N
 def stop(p: subprocess.Popen, grace: float = 5.0) -> None:
     """SIGTERM the process group, wait, then SIGKILL it."""
     if p.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             p.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
     # the group may still hold children (helpers) even if the leader exited
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(p.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         p.wait(2)
-    except subprocess.TimeoutExpired:
-        pass
     if p in _procs:
         _procs.remove(p)
 
@@ -128,7 +126,7 @@ def cleanup_all() -> None:
     for fn in reversed(_cleanups):
         try:
             fn()
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             log(f"cleanup error: {e}")
 
 
@@ -142,9 +140,11 @@ def _on_signal(signum, _frame):
 # helpers
 # --------------------------------------------------------------------------
 
+
 def run(argv, *, check=True, timeout=120, env=None, capture=True) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, check=check, timeout=timeout, env=env, stdin=subprocess.DEVNULL,
-                          capture_output=capture, text=True)
+    return subprocess.run(
+        argv, check=check, timeout=timeout, env=env, stdin=subprocess.DEVNULL, capture_output=capture, text=True
+    )
 
 
 def free_port() -> int:
@@ -157,8 +157,9 @@ def wait_port(port: int, proc: subprocess.Popen | None, timeout: float, log_path
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with code {proc.returncode} before listening on {port}"
-                               + tail(log_path))
+            raise RuntimeError(
+                f"process exited with code {proc.returncode} before listening on {port}" + tail(log_path)
+            )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
@@ -190,6 +191,7 @@ def fmt_num(v, key: str) -> str:
 # name resolution: private mount namespace with our own /etc/hosts
 # --------------------------------------------------------------------------
 
+
 def host_names(runs: int, hosts: int) -> list[str]:
     names = [DOMAIN, LOAD_HOST]
     for r in range(1, runs + 1):
@@ -208,21 +210,42 @@ def hosts_file_text(names: list[str]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _unshare_works(flags: list[str]) -> bool:
+    try:
+        return subprocess.run(["unshare", *flags, "true"], capture_output=True, timeout=10).returncode == 0
+    except Exception:
+        return False
+
+
 def maybe_reexec_in_namespace(argv: list[str]) -> None:
-    """Re-exec this script inside `unshare --mount` (root), where /etc/hosts
-    and /etc/resolv.conf are bind-mounted from .work; the host's files are
-    never modified."""
+    """As root, re-exec this script inside `unshare --mount --net`: a private
+    loopback (port 443 is ours, no traffic can leave) and a private
+    /etc/hosts + /etc/resolv.conf bind-mounted from .work.  The host's files
+    and network are never modified."""
     if os.environ.get(NS_ENV) or os.geteuid() != 0 or not shutil.which("unshare"):
         return
-    try:
-        ok = subprocess.run(["unshare", "--mount", "true"], capture_output=True, timeout=10).returncode == 0
-    except Exception:  # noqa: BLE001
-        ok = False
-    if not ok:
+    options = [["--mount", "--net"], ["--mount"]]
+    if os.environ.get("TLSGATE_BENCH_NO_NETNS"):
+        options = options[1:]
+    for flags in options:
+        if _unshare_works(flags):
+            env = dict(os.environ, **{NS_ENV: " ".join(flags)})
+            ns_argv = ["unshare", *flags, "--propagation", "private", sys.executable, str(Path(__file__).resolve())]
+            os.execvpe("unshare", [*ns_argv, *argv], env)  # noqa: S606
+
+
+def loopback_up() -> None:
+    if shutil.which("ip"):
+        run(["ip", "link", "set", "lo", "up"])
         return
-    env = dict(os.environ, **{NS_ENV: "1"})
-    os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private", sys.executable,
-                           str(Path(__file__).resolve()), *argv], env)
+    import fcntl
+    import struct
+
+    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifr = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, ifr))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
 def setup_resolution(names: list[str]) -> str:
@@ -233,11 +256,16 @@ def setup_resolution(names: list[str]) -> str:
     # nothing listens on 127.0.0.1:53: any name we did not list fails fast and
     # no DNS query ever leaves the machine
     resolv.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
-    if os.environ.get(NS_ENV):
+    ns = os.environ.get(NS_ENV)
+    if ns:
+        if "--net" in ns:
+            loopback_up()
         run(["mount", "--bind", str(hosts), "/etc/hosts"])
         if Path("/etc/resolv.conf").exists():
             run(["mount", "--bind", str(resolv), "/etc/resolv.conf"])
-        return "private mount namespace (unshare --mount) with /etc/hosts bind-mounted from .work/hosts"
+        return f"private namespaces (unshare {ns}): /etc/hosts bind-mounted from .work/hosts" + (
+            ", own loopback" if "--net" in ns else ""
+        )
     if os.geteuid() == 0:
         # fallback: edit /etc/hosts in place, restored at exit
         orig = Path("/etc/hosts").read_bytes()
@@ -246,18 +274,20 @@ def setup_resolution(names: list[str]) -> str:
 
         def restore():
             Path("/etc/hosts").write_bytes(orig)
+
         _cleanups.append(restore)
         marker = "\n# tlsgate-bench (temporary; restored at exit)\n"
-        Path("/etc/hosts").write_bytes(orig + marker.encode() +
-                                       "".join(f"127.0.0.1 {n}\n" for n in names).encode())
+        Path("/etc/hosts").write_bytes(orig + marker.encode() + "".join(f"127.0.0.1 {n}\n" for n in names).encode())
         return "unshare unavailable: /etc/hosts edited in place and restored at exit"
-    raise SystemExit("bench.py needs root (to give the proxies a private /etc/hosts via unshare --mount); "
-                     "run it as root")
+    raise SystemExit(
+        "bench.py needs root (to give the proxies a private /etc/hosts via unshare --mount); run it as root"
+    )
 
 
 # --------------------------------------------------------------------------
 # PKI with openssl
 # --------------------------------------------------------------------------
+
 
 def make_ca(d: Path, name: str, cn: str) -> tuple[Path, Path]:
     key, crt = d / f"{name}.key", d / f"{name}.crt"
@@ -265,9 +295,30 @@ def make_ca(d: Path, name: str, cn: str) -> tuple[Path, Path]:
     cnf.write_text(
         "[req]\ndistinguished_name=dn\nprompt=no\n[dn]\nCN=" + cn + "\nO=tlsgate bench\n"
         "[v3_ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
-        "subjectKeyIdentifier=hash\n")
-    run(["openssl", "req", "-x509", "-new", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "3650",
-         "-keyout", str(key), "-out", str(crt), "-config", str(cnf), "-extensions", "v3_ca"])
+        "subjectKeyIdentifier=hash\n"
+    )
+    run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-sha256",
+            "-days",
+            "3650",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+            "-config",
+            str(cnf),
+            "-extensions",
+            "v3_ca",
+        ]
+    )
     return crt, key
 
 
@@ -278,12 +329,47 @@ def make_leaf(d: Path, name: str, ca_crt: Path, ca_key: Path) -> tuple[Path, Pat
         "[req]\ndistinguished_name=dn\nprompt=no\n[dn]\nCN=" + DOMAIN + "\n"
         "[v3]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
         "extendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
-        f"subjectAltName=DNS:*.{DOMAIN},DNS:{DOMAIN},IP:127.0.0.1\n")
-    run(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
-         "-config", str(cnf)])
-    run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
-         "-CAcreateserial", "-days", "825", "-sha256", "-extfile", str(cnf), "-extensions", "v3",
-         "-out", str(crt)])
+        f"subjectAltName=DNS:*.{DOMAIN},DNS:{DOMAIN},IP:127.0.0.1\n"
+    )
+    run(
+        [
+            "openssl",
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(csr),
+            "-config",
+            str(cnf),
+        ]
+    )
+    run(
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(ca_crt),
+            "-CAkey",
+            str(ca_key),
+            "-CAcreateserial",
+            "-days",
+            "825",
+            "-sha256",
+            "-extfile",
+            str(cnf),
+            "-extensions",
+            "v3",
+            "-out",
+            str(crt),
+        ]
+    )
     return crt, key
 
 
@@ -291,10 +377,13 @@ def make_leaf(d: Path, name: str, ca_crt: Path, ca_key: Path) -> tuple[Path, Pat
 # origin: nginx
 # --------------------------------------------------------------------------
 
+
 class Origin:
     def __init__(self, d: Path):
         self.dir = d
-        self.port = free_port()
+        # hey puts "host:port" into the TLS SNI when the URL has a port, which
+        # a proxy that checks names (squid) rejects; so the origin sits on 443
+        self.port = 443
         self.bad_port = free_port()
         self.proc = None
 
@@ -356,17 +445,27 @@ http {{
 }}
 """)
         lp = d / "logs" / "nginx.out"
+        try:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", self.port))
+        except OSError as e:
+            raise SystemExit(
+                f"origin needs 127.0.0.1:{self.port} and cannot bind it ({e}); without "
+                "`unshare --net` (root) something else on this machine holds it"
+            ) from None
         self.proc = spawn(["nginx", "-c", str(conf), "-p", str(d)], log_path=lp)
         wait_port(self.port, self.proc, 15, lp)
         wait_port(self.bad_port, self.proc, 15, lp)
 
     def url(self, host: str, path: str, port: int | None = None) -> str:
-        return f"https://{host}:{port or self.port}/{path}"
+        port = port or self.port
+        return f"https://{host}/{path}" if port == 443 else f"https://{host}:{port}/{path}"
 
 
 # --------------------------------------------------------------------------
 # proxies
 # --------------------------------------------------------------------------
+
 
 class Target:
     name = "?"
@@ -425,7 +524,7 @@ class Mitmproxy(Target):
             out = run([str(self.mitmdump()), "--version"], timeout=60).stdout
             m = re.search(r"Mitmproxy:\s*(\S+)", out)
             return m.group(1) if m else out.strip().splitlines()[0]
-        except Exception:  # noqa: BLE001
+        except Exception:
             return "?"
 
     def prepare(self):
@@ -436,11 +535,24 @@ class Mitmproxy(Target):
     def start(self):
         self.port = free_port()
         self.log_path = self.dir / f"mitmdump.{self.port}.log"
-        argv = [str(self.mitmdump()), "--listen-host", "127.0.0.1", "--listen-port", str(self.port),
-                "--set", f"confdir={self.confdir}",
-                "--set", f"ssl_verify_upstream_trusted_ca={self.ctx.origin.ca_crt}",
-                "--set", "ssl_insecure=false",
-                "--set", "termlog_verbosity=warn", "--set", "flow_detail=0", "-q"]
+        argv = [
+            str(self.mitmdump()),
+            "--listen-host",
+            "127.0.0.1",
+            "--listen-port",
+            str(self.port),
+            "--set",
+            f"confdir={self.confdir}",
+            "--set",
+            f"ssl_verify_upstream_trusted_ca={self.ctx.origin.ca_crt}",
+            "--set",
+            "ssl_insecure=false",
+            "--set",
+            "termlog_verbosity=warn",
+            "--set",
+            "flow_detail=0",
+            "-q",
+        ]
         self.proc = spawn(argv, log_path=self.log_path)
         wait_port(self.port, self.proc, 60, self.log_path)
         self.ca_cert = self.confdir / "mitmproxy-ca-cert.pem"
@@ -448,8 +560,11 @@ class Mitmproxy(Target):
             raise RuntimeError(f"mitmproxy CA {self.ca_cert} not created")
 
 
-SQUID_CERTGEN_CANDIDATES = ["/usr/lib/squid/security_file_certgen", "/usr/lib64/squid/security_file_certgen",
-                            "/usr/libexec/squid/security_file_certgen"]
+SQUID_CERTGEN_CANDIDATES = [
+    "/usr/lib/squid/security_file_certgen",
+    "/usr/lib64/squid/security_file_certgen",
+    "/usr/libexec/squid/security_file_certgen",
+]
 
 
 class Squid(Target):
@@ -482,6 +597,7 @@ class Squid(Target):
         self.user = None
         if os.geteuid() == 0:
             import pwd
+
             for u in ("proxy", "squid", "nobody"):
                 try:
                     self.user = pwd.getpwnam(u)
@@ -496,12 +612,17 @@ class Squid(Target):
         db = d / "ssl_db"
         run([self.certgen(), "-c", "-s", str(db), "-M", "16MB"])
         conf = d / "squid.conf"
+        http_port = (
+            f"http_port 127.0.0.1:{self.port} ssl-bump tls-cert={self.ca_cert} tls-key={self.ca_key} "
+            "generate-host-certificates=on dynamic_cert_mem_cache_size=16MB"
+        )
         import resource
+
         fd_limit = min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
         user_line = f"cache_effective_user {self.user.pw_name}\n" if self.user else ""
         conf.write_text(f"""# generated by bench/proxy/bench.py
 {user_line}workers 1
-http_port 127.0.0.1:{self.port} ssl-bump tls-cert={self.ca_cert} tls-key={self.ca_key} generate-host-certificates=on dynamic_cert_mem_cache_size=16MB
+{http_port}
 sslcrtd_program {self.certgen()} -s {db} -M 16MB
 acl step1 at_step SslBump1
 ssl_bump peek step1
@@ -529,7 +650,7 @@ shutdown_lifetime 1 seconds
 max_filedescriptors {fd_limit}
 """)
         if self.user:
-            for root, dirs, files in os.walk(self.dir):
+            for root, _dirs, files in os.walk(self.dir):
                 for x in [root] + [os.path.join(root, f) for f in files]:
                     os.chown(x, self.user.pw_uid, self.user.pw_gid)
         chk = run(["squid", "-k", "parse", "-f", str(conf)], check=False)
@@ -563,15 +684,17 @@ class Tlsgate(Target):
 
     def available(self):
         if self.cli is None:
-            return ("`tlsgate` not found on PATH (install the package, or set TLSGATE_BIN / "
-                    "pass --proxy-cmd with TLSGATE_BIN)")
+            return (
+                "`tlsgate` not found on PATH (install the package, or set TLSGATE_BIN / "
+                "pass --proxy-cmd with TLSGATE_BIN)"
+            )
         return None
 
     def version(self):
         try:
-            r = run(self.cli + ["--version"], check=False, timeout=30)
+            r = run([*self.cli, "--version"], check=False, timeout=30)
             return (r.stdout or r.stderr).strip().splitlines()[0] if (r.stdout or r.stderr).strip() else "?"
-        except Exception:  # noqa: BLE001
+        except Exception:
             return "?"
 
     def prepare(self):
@@ -579,9 +702,10 @@ class Tlsgate(Target):
         self.data_dir = self.dir / "data"
         self.data_dir.mkdir(parents=True)
         self.ca_cert = self.dir / "tlsgate-ca.pem"
-        for argv in (self.cli + ["--data-dir", str(self.data_dir), "ca", "init"],
-                     self.cli + ["--data-dir", str(self.data_dir), "ca", "export", "--format", "pem",
-                                 "-o", str(self.ca_cert)]):
+        for argv in (
+            [*self.cli, "--data-dir", str(self.data_dir), "ca", "init"],
+            [*self.cli, "--data-dir", str(self.data_dir), "ca", "export", "--format", "pem", "-o", str(self.ca_cert)],
+        ):
             r = run(argv, check=False, timeout=120)
             if r.returncode != 0:
                 raise RuntimeError(f"`{shlex.join(argv)}` exited {r.returncode}:\n{r.stdout}{r.stderr}")
@@ -590,14 +714,23 @@ class Tlsgate(Target):
 
     def start(self):
         self.port = free_port()
-        subst = {"port": self.port, "ca_cert": self.ca_cert, "ca_key_dir": self.data_dir,
-                 "data_dir": self.data_dir, "upstream_ca": self.ctx.origin.ca_crt}
+        subst = {
+            "port": self.port,
+            "ca_cert": self.ca_cert,
+            "ca_key_dir": self.data_dir,
+            "data_dir": self.data_dir,
+            "upstream_ca": self.ctx.origin.ca_crt,
+        }
         try:
             cmd = self.cmd_template.format(**{k: str(v) for k, v in subst.items()})
         except (KeyError, IndexError) as e:
-            raise RuntimeError(f"bad placeholder {e} in proxy command {self.cmd_template!r}; "
-                               f"known: {', '.join('{' + k + '}' for k in subst)}") from None
+            raise RuntimeError(
+                f"bad placeholder {e} in proxy command {self.cmd_template!r}; "
+                f"known: {', '.join('{' + k + '}' for k in subst)}"
+            ) from None
         argv = shlex.split(cmd)
+        if argv and argv[0] == "tlsgate":  # the same CLI that made the CA (TLSGATE_BIN or PATH)
+            argv = [*self.cli, *argv[1:]]
         env = dict(os.environ, TLSGATE_DATA_DIR=str(self.data_dir))
         self.log_path = self.dir / f"tlsgate.{self.port}.log"
         self.cmd = cmd
@@ -608,6 +741,7 @@ class Tlsgate(Target):
 # --------------------------------------------------------------------------
 # measurements
 # --------------------------------------------------------------------------
+
 
 class RssSampler(threading.Thread):
     """Sample /proc for the proxy's process tree; peak = sum over every pid
@@ -631,7 +765,7 @@ class RssSampler(threading.Thread):
                 stat = Path(f"/proc/{e}/stat").read_text()
             except OSError:
                 continue
-            ppid = int(stat[stat.rfind(")") + 2:].split()[1])
+            ppid = int(stat[stat.rfind(")") + 2 :].split()[1])
             m.setdefault(ppid, []).append(int(e))
         return m
 
@@ -668,9 +802,11 @@ class RssSampler(threading.Thread):
         self.sample()
         self._halt.set()
         self.join(5)
-        return {"peak_rss_mib": sum(self.hwm_kib.values()) / 1024,
-                "peak_rss_sum_sampled_mib": self.peak_rss_sum_kib / 1024,
-                "processes_seen": len(self.hwm_kib)}
+        return {
+            "peak_rss_mib": sum(self.hwm_kib.values()) / 1024,
+            "peak_rss_sum_sampled_mib": self.peak_rss_sum_kib / 1024,
+            "processes_seen": len(self.hwm_kib),
+        }
 
 
 HEY_RE = {
@@ -690,8 +826,14 @@ def run_hey(ctx, target: Target, url: str, seconds: float, keepalive: bool = Tru
         argv += ["-x", f"http://127.0.0.1:{target.port}"]
     argv.append(url)
     try:
-        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             stdin=subprocess.DEVNULL, start_new_session=True)
+        p = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         _procs.append(p)
         try:
             out, _ = p.communicate(timeout=seconds + 60)
@@ -766,6 +908,7 @@ def first_contact(ctx, target: Target, run_no: int, n: int, budget_s: float) -> 
     # Python >= 3.13 sets VERIFY_X509_STRICT by default; measure like curl/OpenSSL
     sctx.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)
     port = ctx.origin.port
+    authority_port = "" if port == 443 else f":{port}"
     times = []
     start_all = time.monotonic()
     hard_deadline = start_all + budget_s
@@ -790,8 +933,10 @@ def first_contact(ctx, target: Target, run_no: int, n: int, budget_s: float) -> 
                 if code != 200:
                     raise RuntimeError(f"{host}: CONNECT answered {code}")
             with sctx.wrap_socket(raw, server_hostname=host) as tls:
-                tls.sendall(f"GET /1k HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: bench-first-contact\r\n"
-                            "Connection: close\r\n\r\n".encode())
+                tls.sendall(
+                    f"GET /1k HTTP/1.1\r\nHost: {host}{authority_port}\r\nUser-Agent: bench-first-contact\r\n"
+                    "Connection: close\r\n\r\n".encode()
+                )
                 status, body = _read_http_response(tls, deadline)
         if status != 200 or len(body) != SIZES["1k"]:
             raise RuntimeError(f"{host}: got HTTP {status} with {len(body)} bytes")
@@ -799,9 +944,13 @@ def first_contact(ctx, target: Target, run_no: int, n: int, budget_s: float) -> 
     if not times:
         raise RuntimeError("first contact: no host completed")
     total = sum(times)
-    return {"first_contact_ms": total / len(times) * 1000, "hosts": len(times), "hosts_requested": n,
-            "first_contact_median_ms": statistics.median(times) * 1000,
-            "first_contact_max_ms": max(times) * 1000}
+    return {
+        "first_contact_ms": total / len(times) * 1000,
+        "hosts": len(times),
+        "hosts_requested": n,
+        "first_contact_median_ms": statistics.median(times) * 1000,
+        "first_contact_max_ms": max(times) * 1000,
+    }
 
 
 def curl_check(ctx, target: Target, port: int, proxy_ca: Path) -> tuple[bool, str]:
@@ -818,13 +967,47 @@ def curl_check(ctx, target: Target, port: int, proxy_ca: Path) -> tuple[bool, st
 # driver
 # --------------------------------------------------------------------------
 
+
 class Ctx:
     pass
+
+
+def background_cpu(window: float = 1.0) -> float:
+    """Fraction of all CPUs busy over `window` seconds while this harness is
+    idle (origin up, no load running): other work on the machine."""
+
+    def snap():
+        vals = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        return sum(vals), vals[3] + (vals[4] if len(vals) > 4 else 0)
+
+    try:
+        t0, i0 = snap()
+        time.sleep(window)
+        t1, i1 = snap()
+        return max(0.0, 1 - (i1 - i0) / max(1, t1 - t0))
+    except (OSError, ValueError, IndexError):
+        return -1.0
 
 
 def measure_once(ctx, target: Target, run_no: int, res: dict) -> dict:
     """Fills `res` as it goes, so a failure keeps what was measured."""
     a = ctx.args
+    bg = background_cpu()
+    waited = 0.0
+    while bg > 0.15 and waited < a.wait_idle:
+        if waited == 0:
+            log(
+                f"  [{target.name}] machine busy ({bg:.0%} CPU used by other work); waiting up to "
+                f"{a.wait_idle:g}s for it to calm down"
+            )
+        bg = background_cpu(2.0)
+        waited += 2.0
+    res["background_cpu"] = bg
+    if bg > 0.15:
+        log(
+            f"  [{target.name}] WARNING: {bg:.0%} of the CPUs were busy with other work just before this run; "
+            "these numbers are noisy"
+        )
     target.start()
     sampler = RssSampler(target.proc.pid) if (target.is_proxy and target.proc) else None
     if sampler:
@@ -837,37 +1020,50 @@ def measure_once(ctx, target: Target, run_no: int, res: dict) -> dict:
         res["verified"] = True
         log(f"  [{target.name}] verified: yes (curl --cacert {target.ca_cert.name} -> 200)")
         if target.is_proxy:
-            bad_ok, bad_detail = curl_check(ctx, target, ctx.origin.bad_port, target.ca_cert)
+            bad_ok, _bad_detail = curl_check(ctx, target, ctx.origin.bad_port, target.ca_cert)
             res["upstream_verification"] = not bad_ok
-            log(f"  [{target.name}] upstream verification: "
-                + ("yes (untrusted origin refused)" if not bad_ok else "NO - untrusted origin was served!"))
+            log(
+                f"  [{target.name}] upstream verification: "
+                + ("yes (untrusted origin refused)" if not bad_ok else "NO - untrusted origin was served!")
+            )
         fc = first_contact(ctx, target, run_no, a.hosts, a.fc_budget)
         res.update(fc)
         log(f"  [{target.name}] first contact: {fc['first_contact_ms']:.2f} ms/host over {fc['hosts']} hosts")
         url1k = ctx.origin.url(LOAD_HOST, "1k")
         run_hey(ctx, target, url1k, a.warmup)  # warm-up, discarded
         h = run_hey(ctx, target, url1k, a.duration)
-        res.update(ka_1k_rps=h["ok_rps"], ka_1k_p99_ms=h["p99_s"] * 1000 if h["p99_s"] else None,
-                   ka_1k_errors=h["errors"] + h["non_200"])
-        log(f"  [{target.name}] keep-alive 1k: {h['ok_rps']:,.0f} req/s, p99 {res['ka_1k_p99_ms']:.2f} ms"
-            + (f", {res['ka_1k_errors']} errors" if res['ka_1k_errors'] else ""))
+        res.update(
+            ka_1k_rps=h["ok_rps"],
+            ka_1k_p99_ms=h["p99_s"] * 1000 if h["p99_s"] else None,
+            ka_1k_errors=h["errors"] + h["non_200"],
+        )
+        log(
+            f"  [{target.name}] keep-alive 1k: {h['ok_rps']:,.0f} req/s, p99 {res['ka_1k_p99_ms']:.2f} ms"
+            + (f", {res['ka_1k_errors']} errors" if res["ka_1k_errors"] else "")
+        )
         time.sleep(a.pause)
         h = run_hey(ctx, target, url1k, a.duration, keepalive=False)
-        res.update(newconn_rps=h["ok_rps"], newconn_p99_ms=h["p99_s"] * 1000 if h["p99_s"] else None,
-                   newconn_errors=h["errors"] + h["non_200"])
-        log(f"  [{target.name}] new conn/request: {h['ok_rps']:,.0f} req/s"
-            + (f", {res['newconn_errors']} errors" if res['newconn_errors'] else ""))
+        res.update(
+            newconn_rps=h["ok_rps"],
+            newconn_p99_ms=h["p99_s"] * 1000 if h["p99_s"] else None,
+            newconn_errors=h["errors"] + h["non_200"],
+        )
+        log(
+            f"  [{target.name}] new conn/request: {h['ok_rps']:,.0f} req/s"
+            + (f", {res['newconn_errors']} errors" if res["newconn_errors"] else "")
+        )
         time.sleep(a.pause)
         h = run_hey(ctx, target, ctx.origin.url(LOAD_HOST, "100k"), a.duration)
         mbps = h["ok"] * SIZES["100k"] / h["total_s"] / 1e6
         res.update(large_100k_mbps=mbps, large_100k_rps=h["ok_rps"], large_100k_errors=h["errors"] + h["non_200"])
-        log(f"  [{target.name}] 100 KiB: {mbps:,.1f} MB/s ({h['ok_rps']:,.0f} req/s)"
-            + (f", {res['large_100k_errors']} errors" if res['large_100k_errors'] else ""))
+        log(
+            f"  [{target.name}] 100 KiB: {mbps:,.1f} MB/s ({h['ok_rps']:,.0f} req/s)"
+            + (f", {res['large_100k_errors']} errors" if res["large_100k_errors"] else "")
+        )
         if sampler:
             res.update(sampler.finish())
             sampler = None
-            log(f"  [{target.name}] peak RSS (sum VmHWM, {res['processes_seen']} procs): "
-                f"{res['peak_rss_mib']:.1f} MiB")
+            log(f"  [{target.name}] peak RSS (sum VmHWM, {res['processes_seen']} procs): {res['peak_rss_mib']:.1f} MiB")
     finally:
         if sampler:
             sampler.finish()
@@ -882,7 +1078,7 @@ def median_of(runs: list[dict], key: str):
 
 def print_tables(results: dict, order: list[str]) -> None:
     cols = order
-    header = ["figure"] + cols
+    header = ["figure", *cols]
     rows = []
     for key, label, unit, _hib in FIGURES:
         row = [f"{label} ({unit})"]
@@ -898,7 +1094,8 @@ def print_tables(results: dict, order: list[str]) -> None:
     row = ["verified (curl through target)"]
     for t in cols:
         tr = results[t]
-        row.append("yes" if tr.get("verified") else ("-" if tr["status"] == "skipped" else "NO"))
+        v = tr.get("verified")
+        row.append("-" if v is None else ("yes" if v else "NO"))
     rows.append(row)
     row = ["upstream verification"]
     for t in cols:
@@ -921,6 +1118,7 @@ def print_tables(results: dict, order: list[str]) -> None:
             raise ImportError
         from rich.console import Console
         from rich.table import Table
+
         con = Console()
         t = Table(title="medians per target")
         for i, h in enumerate(header):
@@ -965,10 +1163,12 @@ def ratios(results: dict) -> dict:
 
 
 def plain_table(header: list[str], rows: list[list[str]]) -> str:
-    w = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    w = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
     sep = "  "
-    lines = [sep.join(h.ljust(w[i]) if i == 0 else h.rjust(w[i]) for i, h in enumerate(header)),
-             sep.join("-" * x for x in w)]
+    lines = [
+        sep.join(h.ljust(w[i]) if i == 0 else h.rjust(w[i]) for i, h in enumerate(header)),
+        sep.join("-" * x for x in w),
+    ]
     for r in rows:
         lines.append(sep.join(str(c).ljust(w[i]) if i == 0 else str(c).rjust(w[i]) for i, c in enumerate(r)))
     return "\n".join(lines)
@@ -978,33 +1178,39 @@ def tool_versions() -> dict:
     v = {"python": platform.python_version()}
     try:
         v["nginx"] = run(["nginx", "-v"]).stderr.strip().split("/")[-1]
-    except Exception:  # noqa: BLE001
+    except Exception:
         v["nginx"] = "?"
     try:
         v["hey"] = run(["dpkg-query", "-W", "-f", "${Version}", "hey"]).stdout.strip()
-    except Exception:  # noqa: BLE001
+    except Exception:
         v["hey"] = "?"
     try:
         v["openssl"] = run(["openssl", "version"]).stdout.strip()
-    except Exception:  # noqa: BLE001
+    except Exception:
         v["openssl"] = "?"
     return v
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--proxy-cmd", help="tlsgate command template; placeholders {port} {ca_cert} {ca_key_dir} "
-                    "{data_dir} {upstream_ca} (default: env TLSGATE_PROXY_CMD or %r)" % DEFAULT_TLSGATE_CMD)
+    ap.add_argument(
+        "--proxy-cmd",
+        help="tlsgate command template; placeholders {port} {ca_cert} {ca_key_dir} "
+        f"{{data_dir}} {{upstream_ca}} (default: env TLSGATE_PROXY_CMD or {DEFAULT_TLSGATE_CMD!r})",
+    )
     ap.add_argument("--runs", type=int, default=3, help="runs per target; medians are reported (default 3)")
     ap.add_argument("--quick", action="store_true", help="smoke mode: 2 s per load figure, 100 hosts, 1 run")
     ap.add_argument("--duration", type=float, help="seconds per hey figure (default 10, quick 2)")
     ap.add_argument("--concurrency", type=int, default=50, help="hey clients (default 50)")
     ap.add_argument("--hosts", type=int, help="distinct host names for first contact (default 500, quick 100)")
-    ap.add_argument("--targets", default=",".join(ALL_TARGETS),
-                    help="comma list out of " + ",".join(ALL_TARGETS))
+    ap.add_argument("--targets", default=",".join(ALL_TARGETS), help="comma list out of " + ",".join(ALL_TARGETS))
+    ap.add_argument(
+        "--wait-idle",
+        type=float,
+        help="before each target run, wait up to this many seconds while "
+        "other work keeps >15%% of the CPUs busy (default 60, quick 0)",
+    )
     ap.add_argument("--json", type=Path, default=RESULTS / "latest.json", help="result file")
-    ap.add_argument("--keep-work", action="store_true", help="keep .work/run (logs, configs) — it is kept anyway "
-                    "until the next run; this flag is a no-op kept for clarity")
     a = ap.parse_args(argv)
     if a.runs < 1:
         ap.error("--runs must be >= 1")
@@ -1014,6 +1220,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     a.warmup = 0.5 if a.quick else 1.0
     a.pause = 0.5 if a.quick else 1.0
     a.hosts = a.hosts or (100 if a.quick else 500)
+    if a.wait_idle is None:
+        a.wait_idle = 0.0 if a.quick else 60.0
     a.fc_budget = 30.0 if a.quick else 120.0
     a.targets = [t.strip() for t in a.targets.split(",") if t.strip()]
     bad = [t for t in a.targets if t not in ALL_TARGETS]
@@ -1036,20 +1244,24 @@ def main(argv: list[str]) -> int:
     ctx = Ctx()
     ctx.args = args
     ctx.names = host_names(args.runs, args.hosts)
-    started = _dt.datetime.now(_dt.timezone.utc)
+    started = _dt.datetime.now(_dt.UTC)
     resolution = setup_resolution(ctx.names)
     if RUN_DIR.exists():
         shutil.rmtree(RUN_DIR)
     RUN_DIR.mkdir(parents=True)
     ctx.run_dir = RUN_DIR
-    log(f"tlsgate proxy benchmark: mode={'quick' if args.quick else 'full'} runs={args.runs} "
-        f"duration={args.duration:g}s/figure concurrency={args.concurrency} hosts={args.hosts} cpus={os.cpu_count()}")
+    log(
+        f"tlsgate proxy benchmark: mode={'quick' if args.quick else 'full'} runs={args.runs} "
+        f"duration={args.duration:g}s/figure concurrency={args.concurrency} hosts={args.hosts} cpus={os.cpu_count()}"
+    )
     log(f"name resolution: {resolution}")
 
     ctx.origin = Origin(RUN_DIR / "origin")
     ctx.origin.start()
-    log(f"origin: nginx on 127.0.0.1:{ctx.origin.port} (untrusted twin on :{ctx.origin.bad_port}), "
-        f"URLs like {ctx.origin.url(LOAD_HOST, '1k')}")
+    log(
+        f"origin: nginx on 127.0.0.1:{ctx.origin.port} (untrusted twin on :{ctx.origin.bad_port}), "
+        f"URLs like {ctx.origin.url(LOAD_HOST, '1k')}"
+    )
 
     classes = {"direct": Direct, "tlsgate": Tlsgate, "mitmproxy": Mitmproxy, "squid": Squid}
     targets: dict[str, Target] = {}
@@ -1065,7 +1277,7 @@ def main(argv: list[str]) -> int:
             continue
         try:
             t.prepare()
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             results[name].update(status="FAILED", reason=f"prepare: {e}")
             log(f"{name}: FAILED during prepare - {e}")
             continue
@@ -1084,22 +1296,30 @@ def main(argv: list[str]) -> int:
             try:
                 measure_once(ctx, t, run_no, r)
                 results[name]["runs"].append(r)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 results[name].update(status="FAILED", reason=str(e), failed_run=r)
-                log(f"!!! {name}: FAILED - {e}" + tail(t.log_path))
+                log(f"!!! {name}: FAILED - {e}" + ("" if "\n  | " in str(e) else tail(t.log_path)))
             finally:
-                results[name]["verified"] = r.get("verified", False) and results[name].get("verified", True)
+                if "verified" in r:
+                    results[name]["verified"] = r["verified"] and results[name].get("verified", True)
                 if "upstream_verification" in r:
                     prev = results[name].get("upstream_verification", True)
                     results[name]["upstream_verification"] = prev and r["upstream_verification"]
 
     for name, r in results.items():
         if r["status"] == "ok":
-            keys = {k for run in r["runs"] for k, v in run.items() if isinstance(v, (int, float))
-                    and not isinstance(v, bool)}
+            keys = {
+                k
+                for run in r["runs"]
+                for k, v in run.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)
+            }
             r["median"] = {k: median_of(r["runs"], k) for k in sorted(keys)}
             if name == "direct":
                 r["median"].pop("peak_rss_mib", None)
+            bg = max((run.get("background_cpu") or 0) for run in r["runs"]) if r["runs"] else 0
+            if bg > 0.15:
+                r["notes"].append(f"up to {bg:.0%} of the CPUs were busy with other work before a run: noisy")
             errs = sum(r["median"].get(k) or 0 for k in ("ka_1k_errors", "newconn_errors", "large_100k_errors"))
             if errs:
                 r["notes"].append(f"median error/non-200 count across figures: {errs:g}")
@@ -1113,16 +1333,22 @@ def main(argv: list[str]) -> int:
         for n in r.get("notes", []):
             log(f"{name}: note: {n}")
 
-    finished = _dt.datetime.now(_dt.timezone.utc)
+    finished = _dt.datetime.now(_dt.UTC)
     doc = {
         "schema": 1,
         "mode": "quick" if args.quick else "full",
         "started": started.isoformat(timespec="seconds"),
         "finished": finished.isoformat(timespec="seconds"),
         "host": {"cpus": os.cpu_count(), "kernel": platform.release(), "machine": platform.machine()},
-        "params": {"runs": args.runs, "duration_s": args.duration, "warmup_s": args.warmup,
-                   "concurrency": args.concurrency, "first_contact_hosts": args.hosts,
-                   "body_sizes": SIZES, "name_resolution": resolution},
+        "params": {
+            "runs": args.runs,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "concurrency": args.concurrency,
+            "first_contact_hosts": args.hosts,
+            "body_sizes": SIZES,
+            "name_resolution": resolution,
+        },
         "versions": versions,
         "figures": {k: {"label": lbl, "unit": u, "higher_is_better": hib} for k, lbl, u, hib in FIGURES},
         "targets": results,
