@@ -1,9 +1,8 @@
-"""Shared fixtures: real tools (never skipped: the test set-up installs them), CA factories, a movable clock."""
+"""Shared fixtures: CA factories, a movable clock, the real ``tlsgate`` command."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,14 +13,6 @@ from pathlib import Path
 import pytest
 
 from tlsgate.ca import CertificateAuthority
-
-
-def require_tool(name: str) -> str:
-    """The path of a real tool; a missing tool fails the test (scripts/test installs them all)."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed; run scripts/test, which installs every tool the tests use")
-    return path
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from conftest import require_tool
+from support.tools import require_tool
 from tlsgate.trust import artifacts
 
 

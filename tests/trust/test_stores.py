@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_tool
 from support.tls import openssl, pem
+from support.tools import require_tool
 from tlsgate.ca import LeafIssuer
 from tlsgate.errors import TrustStoreError
 from tlsgate.trust import CAIdentityRef, DebianStore, JavaStore, NssStore, RhelStore, entry_name

@@ -16,6 +16,8 @@ import typer
 from tlsgate import __version__
 from tlsgate.cli import agent as agent_commands
 from tlsgate.cli import ca as ca_commands
+from tlsgate.cli import portal as portal_commands
+from tlsgate.cli import proxy as proxy_commands
 from tlsgate.cli.context import AppContext
 from tlsgate.errors import TlsgateError
 
@@ -30,6 +32,9 @@ app = typer.Typer(
 )
 app.add_typer(ca_commands.app, name="ca")
 app.add_typer(agent_commands.app, name="agent")
+app.command("portal")(portal_commands.portal)
+app.command("proxy")(proxy_commands.proxy)
+app.add_typer(portal_commands.admin_app, name="admin")
 
 
 def default_data_dir() -> Path:

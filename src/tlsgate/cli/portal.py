@@ -1,0 +1,137 @@
+"""``tlsgate portal`` (the admin web UI and API on its own) and ``tlsgate admin create|reset-password``."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from tlsgate.cli.context import AppContext
+from tlsgate.errors import ConfigError
+from tlsgate.portal.security import check_new_password, create_admin, generate_password, set_password
+from tlsgate.portal.settings import DEFAULT_LISTEN, PortalSettings, parse_listen
+from tlsgate.store import AdminAccount, default_database_url, open_store, record_audit
+
+__all__ = ["admin_app", "portal"]
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="TLSGATE_DATABASE_URL",
+        show_default=False,
+        help="SQLAlchemy URL, e.g. postgresql://user@host/tlsgate (default: SQLite in the data directory).",
+    ),
+]
+admin_app = typer.Typer(help="Portal admin accounts.", no_args_is_help=True)
+
+
+def _ctx(ctx: typer.Context) -> AppContext:
+    obj = ctx.obj
+    if not isinstance(obj, AppContext):  # pragma: no cover - the root callback always sets it
+        raise ConfigError("internal: no application context")
+    return obj
+
+
+def _url(ctx: typer.Context, database_url: str | None) -> str:
+    return database_url or default_database_url(_ctx(ctx).data_dir)
+
+
+def portal(
+    ctx: typer.Context,
+    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to listen on.")] = DEFAULT_LISTEN,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Run the admin portal and JSON API (migrates the database; the first start prints the admin's password)."""
+    host, port = parse_listen(listen)
+    settings = PortalSettings(data_dir=_ctx(ctx).data_dir, database_url=database_url, host=host, port=port)
+    from tlsgate.portal.server import build_portal_server
+
+    server = build_portal_server(settings)
+    _ctx(ctx).err.print(f"Portal on {settings.base_url}/  ·  API {settings.base_url}/api/v1/docs")
+    _ctx(ctx).err.print(f"Root certificate to trust: {settings.base_url}/api/v1/ca/certificates?format=pem")
+    server.run()
+
+
+def _password(from_env: str | None) -> tuple[str, bool]:
+    """The password to set and whether it was generated (then it is one-time: must be changed at sign-in)."""
+    if from_env is None:
+        return generate_password(), True
+    value = os.environ.get(from_env)
+    if not value:
+        raise ConfigError(f"${from_env} is empty or not set")
+    problem = check_new_password(value)
+    if problem:
+        raise ConfigError(f"the password in ${from_env} is refused: {problem}")
+    return value, False
+
+
+PasswordEnv = Annotated[
+    str | None,
+    typer.Option("--password-env", help="Take the password from this environment variable instead of generating one."),
+]
+
+
+@admin_app.command("create")
+def admin_create(
+    ctx: typer.Context,
+    username: Annotated[str, typer.Argument(help="User name of the new admin.")],
+    database_url: DatabaseOption = None,
+    password_env: PasswordEnv = None,
+) -> None:
+    """Create an admin account; prints a one-time password unless --password-env is given."""
+    from sqlalchemy import select
+
+    name = username.strip().casefold()
+    if not name or len(name) > 64:
+        raise ConfigError("the user name must be 1 to 64 characters")
+    password, generated = _password(password_env)
+    store = open_store(_url(ctx, database_url))
+    try:
+        with store.session() as session:
+            if session.scalars(select(AdminAccount).where(AdminAccount.username == name)).first():
+                raise ConfigError(f"an admin called {name!r} already exists (use tlsgate admin reset-password)")
+            from tlsgate.clock import system_clock
+
+            now = system_clock()
+            create_admin(session, name, password, now, must_change=generated)
+            record_audit(session, at=now, actor="cli", action="admin.create", target=name, source="cli")
+    finally:
+        store.dispose()
+    _report(ctx, name, password if generated else None, "Created")
+
+
+@admin_app.command("reset-password")
+def admin_reset_password(
+    ctx: typer.Context,
+    username: Annotated[str, typer.Argument(help="User name of the admin.")],
+    database_url: DatabaseOption = None,
+    password_env: PasswordEnv = None,
+) -> None:
+    """Set a new password (one-time unless --password-env), sign the admin out everywhere, lift any lock-out."""
+    from sqlalchemy import select
+
+    from tlsgate.clock import system_clock
+
+    name = username.strip().casefold()
+    password, generated = _password(password_env)
+    store = open_store(_url(ctx, database_url))
+    try:
+        with store.session() as session:
+            admin = session.scalars(select(AdminAccount).where(AdminAccount.username == name)).first()
+            if admin is None:
+                raise ConfigError(f"there is no admin called {name!r}")
+            now = system_clock()
+            set_password(session, admin, password, now, must_change=generated)
+            record_audit(session, at=now, actor="cli", action="admin.reset-password", target=name, source="cli")
+    finally:
+        store.dispose()
+    _report(ctx, name, password if generated else None, "Reset the password of")
+
+
+def _report(ctx: typer.Context, name: str, password: str | None, verb: str) -> None:
+    _ctx(ctx).err.print(f"{verb} the admin [bold]{name}[/].")
+    if password is not None:
+        typer.echo(f"One-time password: {password}")
+        _ctx(ctx).err.print("It is shown only now; it must be changed at the first sign-in.")
