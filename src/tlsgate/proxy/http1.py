@@ -1,0 +1,342 @@
+"""Sans-I/O HTTP/1.1 for the proxy: bytes in, events out, on top of httptools (llhttp).
+
+Two readers, :class:`RequestReader` and :class:`ResponseReader`, turn bytes into a short list
+of events — :class:`RequestHead` / :class:`ResponseHead`, :class:`Data`, :data:`END`,
+:class:`Upgraded` — and raise :class:`RemoteProtocolError` with the status to answer.
+They never touch a socket. Rules enforced here:
+
+* request line longer than the limit → 414; header block larger, or more header
+  fields, than the limits → 431 (RFC 6585 §5);
+* ambiguous framing — Transfer-Encoding together with Content-Length, differing repeated
+  Content-Length, a transfer coding other than a final ``chunked``, bad chunk sizes → 400
+  (RFC 9112 §6.1, §6.3: request smuggling); the caller closes the connection;
+* a response to HEAD, and 1xx/204/304, carries no body (RFC 9110 §6.4.1);
+* a response without Content-Length or chunked ends when the connection closes
+  (:meth:`ResponseReader.feed_eof`).
+
+Header names are kept as received (bytes); ``lname`` lookups use lower case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httptools
+
+from tlsgate.errors import RemoteProtocolError
+
+__all__ = [
+    "END",
+    "Data",
+    "EndOfMessage",
+    "Event",
+    "Headers",
+    "Limits",
+    "RequestHead",
+    "RequestReader",
+    "ResponseHead",
+    "ResponseReader",
+    "Upgraded",
+]
+
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_request_line: int = 8192
+    max_header_bytes: int = 65536
+    max_header_count: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    method: bytes
+    target: bytes
+    http_version: str  # "1.1" or "1.0"
+    headers: Headers
+    keep_alive: bool
+    #: None = no body; -1 = chunked; else the Content-Length
+    body_length: int | None
+    upgrade: bytes | None  # the Upgrade header's value when the request asks to switch protocols
+    host: bytes | None = None  # the Host header's value
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseHead:
+    status: int
+    reason: bytes
+    http_version: str
+    headers: Headers
+    keep_alive: bool
+    #: None = no body; -1 = chunked; -2 = until the connection closes; else the Content-Length
+    body_length: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Data:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfMessage:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Upgraded:
+    """The message switched protocols (CONNECT, or 101): ``rest`` is what followed, for the tunnel."""
+
+    rest: bytes
+
+
+END = EndOfMessage()
+Event = RequestHead | ResponseHead | Data | EndOfMessage | Upgraded
+
+CHUNKED = -1
+UNTIL_CLOSE = -2
+
+
+class _NoBody(Exception):
+    pass
+
+
+class _Reader:
+    """What both directions share: header collection, limits and framing checks."""
+
+    __slots__ = (
+        "_chunked",
+        "_content_length",
+        "_events",
+        "_head_cap",
+        "_head_fed",
+        "_header_bytes",
+        "_headers",
+        "_host",
+        "_in_body",
+        "_limits",
+        "_parser",
+    )
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._events: list[Event] = []
+        # httptools buffers a header line before calling on_header: cap what a head may take.
+        self._head_cap = limits.max_header_bytes + limits.max_request_line + 1024
+        self._head_fed = 0
+        self._in_body = False
+        self._reset_head()
+
+    def _count_head(self, data: bytes) -> None:
+        if not self._in_body:
+            self._head_fed += len(data)
+
+    def _check_head(self) -> None:
+        if not self._in_body and self._head_fed > self._head_cap:
+            raise RemoteProtocolError("request header fields too large", error_status_hint=431)
+
+    def _reset_head(self) -> None:
+        self._headers: Headers = []
+        self._header_bytes = 0
+        self._content_length: bytes | None = None
+        self._chunked = False
+        self._host: bytes | None = None
+
+    # llhttp callbacks --------------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > self._limits.max_header_bytes:
+            raise RemoteProtocolError("request header fields too large", error_status_hint=431)
+        if len(self._headers) >= self._limits.max_header_count:
+            raise RemoteProtocolError("too many header fields", error_status_hint=431)
+        lname = name.lower()
+        if lname == b"content-length":
+            value = value.strip()
+            if self._content_length is not None and self._content_length != value:
+                raise RemoteProtocolError("conflicting Content-Length fields")
+            self._content_length = value
+        elif lname == b"transfer-encoding":
+            codings = [c.strip().lower() for c in value.split(b",")]
+            # RFC 9112 §6.1: chunked must be final and appear once; we accept nothing else.
+            if self._chunked or codings != [b"chunked"]:
+                raise RemoteProtocolError("unsupported Transfer-Encoding")
+            self._chunked = True
+        elif lname == b"host":
+            self._host = value
+        self._headers.append((name, value))
+
+    def on_body(self, body: bytes) -> None:
+        self._events.append(Data(body))
+
+    def on_message_complete(self) -> None:
+        self._in_body = False
+        self._head_fed = 0
+        self._events.append(END)
+
+    def _framing(self) -> int | None:
+        self._in_body = True
+        self._head_fed = 0
+        if self._chunked:
+            if self._content_length is not None:
+                raise RemoteProtocolError("Content-Length together with Transfer-Encoding")
+            return CHUNKED
+        if self._content_length is not None:
+            if not self._content_length.isdigit():
+                raise RemoteProtocolError("invalid Content-Length")
+            return int(self._content_length)
+        return None
+
+    def _error(self, exc: Exception) -> RemoteProtocolError:
+        cause = exc.__context__ if isinstance(exc, httptools.HttpParserCallbackError) else None
+        if isinstance(cause, RemoteProtocolError):
+            return cause
+        return RemoteProtocolError(f"malformed HTTP/1.1: {exc}")
+
+
+class RequestReader(_Reader):
+    """Requests from a client. After :class:`Upgraded` (CONNECT) the reader is done."""
+
+    __slots__ = ("_target",)
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        super().__init__(limits or Limits())
+        self._parser = httptools.HttpRequestParser(self)
+        self._target = b""
+
+    def feed(self, data: bytes) -> list[Event]:
+        events: list[Event] = []
+        self._events = events
+        self._count_head(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            events.append(Upgraded(data[upgrade.args[0] :]))
+            return events
+        except httptools.HttpParserError as exc:
+            raise self._error(exc) from None
+        self._check_head()
+        return events
+
+    def on_message_begin(self) -> None:
+        self._reset_head()
+        self._target = b""
+
+    def on_url(self, url: bytes) -> None:
+        self._target += url
+        if len(self._target) > self._limits.max_request_line:
+            raise RemoteProtocolError("request line too long", error_status_hint=414)
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        method = parser.get_method()
+        body_length = self._framing()
+        upgrade = None
+        if parser.should_upgrade() and method != b"CONNECT":
+            for name, value in self._headers:
+                if name.lower() == b"upgrade":
+                    upgrade = value
+        self._events.append(
+            RequestHead(
+                method,
+                self._target,
+                parser.get_http_version(),
+                self._headers,
+                parser.should_keep_alive(),
+                body_length or None,
+                upgrade,
+                self._host,
+            )
+        )
+
+
+class ResponseReader(_Reader):
+    """Responses from an origin, one per request: call :meth:`expect` before each."""
+
+    __slots__ = ("_head_request", "_in_message", "_reason", "_until_close")
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        super().__init__(limits or Limits())
+        self._parser = httptools.HttpResponseParser(self)
+        self._head_request = False
+        self._until_close = False
+        self._in_message = False
+        self._reason = b""
+
+    def expect(self, *, head_request: bool) -> None:
+        """The next response answers a HEAD request (no body whatever the headers say) or not."""
+        self._head_request = head_request
+
+    @property
+    def in_message(self) -> bool:
+        return self._in_message
+
+    def feed(self, data: bytes) -> list[Event]:
+        events: list[Event] = []
+        self._events = events
+        self._count_head(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            events.append(Upgraded(data[upgrade.args[0] :]))
+            return events
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _NoBody):
+                # llhttp cannot be told "no body" from Python: end the message, fresh parser.
+                self._parser = httptools.HttpResponseParser(self)
+                self._in_message = False
+                self._in_body = False
+                self._head_fed = 0
+                events.append(END)
+            else:
+                raise self._error(exc) from None
+        except httptools.HttpParserError as exc:
+            raise self._error(exc) from None
+        self._check_head()
+        return events
+
+    def feed_eof(self) -> list[Event]:
+        """The origin closed: this ends a read-until-close body, or truncates a message."""
+        if not self._in_message:
+            return []
+        if self._until_close:
+            self._in_message = False
+            return [END]
+        raise RemoteProtocolError("the origin closed the connection in the middle of a response", error_status_hint=502)
+
+    def on_message_begin(self) -> None:
+        self._reset_head()
+        self._in_message = True
+        self._until_close = False
+        self._reason = b""
+
+    def on_status(self, status: bytes) -> None:
+        self._reason += status
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        status = parser.get_status_code()
+        body_length = self._framing()
+        no_body = self._head_request or status < 200 or status in (204, 304)
+        if no_body:
+            length: int | None = None
+        elif body_length is None:
+            length = UNTIL_CLOSE
+            self._until_close = True
+        else:
+            length = body_length or None
+        self._events.append(
+            ResponseHead(
+                status,
+                self._reason,
+                parser.get_http_version(),
+                self._headers,
+                parser.should_keep_alive() and not self._until_close,
+                length,
+            )
+        )
+        if self._head_request and status >= 200 and status != 101:
+            raise _NoBody
+
+    def on_message_complete(self) -> None:
+        self._in_message = False
+        super().on_message_complete()

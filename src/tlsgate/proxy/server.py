@@ -1,0 +1,691 @@
+"""The proxy's sockets: the listener, client connections, CONNECT, TLS interception, tunnels.
+
+This is the one asyncio module of the client side (with ``upstream.py`` for the origin side).
+The decisions come from :mod:`tlsgate.policy`, the certificates from :mod:`tlsgate.ca`, the
+HTTP/1 parsing from :mod:`tlsgate.proxy.http1`. Rules kept here:
+
+* after ``CONNECT`` the first client bytes decide: a TLS record starts interception (leaf
+  by SNI, falling back to the CONNECT host), anything else is plain HTTP or refused
+  (``connect_without_tls``);
+* the origin is connected lazily, on the first request inside the tunnel — never on CONNECT;
+* the upstream is always the CONNECT host, whatever the Host header or SNI say;
+* a client that aborts our handshake with ``unknown_ca`` / ``bad_certificate`` /
+  ``certificate_unknown`` is recorded as a ``reject`` event;
+* protocol errors get their status (400/414/431) and a closed connection; never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import httptools
+
+from tlsgate.errors import RemoteProtocolError, TlsgateError
+from tlsgate.policy import Action, Policy
+from tlsgate.proxy import headers as H
+from tlsgate.proxy.access import AccessEvent, EventSink
+from tlsgate.proxy.config import ProxySettings
+from tlsgate.proxy.exchange import Exchange
+from tlsgate.proxy.http1 import Data, EndOfMessage, Event, Limits, RequestHead, RequestReader, Upgraded
+from tlsgate.proxy.tlsinfo import client_rejection, error_page, looks_like_tls
+from tlsgate.proxy.upstream import Origin, ResumingContext, UpstreamConnection, UpstreamPool, upstream_context
+
+try:
+    import uvloop
+    from uvloop.loop import SSLProtocol as _UvSSLProtocol  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - uvloop is a dependency; this keeps plain asyncio usable
+    uvloop = None  # type: ignore[assignment]
+    _UvSSLProtocol = None
+
+__all__ = ["ClientConnection", "ProxyServer"]
+
+_PROXY, _AWAIT_TLS, _HANDSHAKE, _INTERCEPT, _TUNNEL, _CLOSED = range(6)
+# reasons to stop reading from the client, as bits
+_P_QUEUE, _P_UPSTREAM, _P_PEER = 1, 2, 4
+
+
+class ProxyServer:
+    """One worker's proxy: ``await start()``, then ``port``; ``await drain()`` to stop gracefully."""
+
+    def __init__(
+        self,
+        settings: ProxySettings,
+        issuer: Any,
+        policy: Policy,
+        *,
+        sink: EventSink | None = None,
+        tls_context: ResumingContext | None = None,
+        reuse_port: bool = False,
+        resolve: Callable[[str, int], tuple[str, int]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.issuer = issuer
+        self.policy = policy
+        self.sink = sink
+        self.limits = Limits(settings.max_request_line, settings.max_header_bytes, settings.max_header_count)
+        self.tls_context = tls_context or upstream_context(settings.upstream_ca)
+        self.pool = UpstreamPool(
+            self.tls_context,
+            limits=self.limits,
+            connect_timeout=settings.upstream_connect_timeout,
+            per_origin=settings.pool_per_origin,
+            idle_timeout=settings.pool_idle_timeout,
+            resolve=resolve,
+        )
+        self.resolve = resolve
+        self.connections: set[ClientConnection] = set()
+        #: every client socket until it is gone, including ones in TLS shutdown
+        self.raw_transports: set[asyncio.BaseTransport] = set()
+        self.rejections: deque[AccessEvent] = deque(maxlen=1000)
+        self._reuse_port = reuse_port
+        self._server: asyncio.AbstractServer | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ticker: asyncio.Task[None] | None = None
+        self.port = 0
+        self.draining = False
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: ClientConnection(self),
+            self.settings.host,
+            self.settings.port,
+            reuse_port=self._reuse_port or None,
+            backlog=4096,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._ticker = loop.create_task(self._tick())
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0)
+            now = loop.time()
+            self.pool.sweep(now)
+            for conn in list(self.connections):
+                conn.check_idle(now)
+            flush = getattr(self.sink, "flush", None)
+            if flush is not None:
+                flush()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def emit(self, event: AccessEvent) -> None:
+        if self.sink is not None:
+            self.sink(event)
+
+    def sni_callback(self, ssl_object: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext) -> None:
+        if not server_name:
+            return  # keep the CONNECT host's leaf
+        try:
+            leaf = self.issuer.get((server_name,))
+        except TlsgateError:
+            return
+        if leaf.context is not context:
+            if leaf.context.sni_callback is None:
+                leaf.context.sni_callback = self.sni_callback
+            ssl_object.context = leaf.context
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Stop accepting, let in-flight exchanges finish (up to ``timeout``), then close everything."""
+        self.draining = True
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.drain()
+        deadline = asyncio.get_running_loop().time() + (timeout if timeout is not None else self.settings.drain_timeout)
+        while self.connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        await self.close()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.abort()
+        for transport in list(self.raw_transports):
+            transport.abort()  # type: ignore[attr-defined]
+        self.raw_transports.clear()
+        self.pool.close()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.sleep(0.01)  # let connection_lost callbacks run before the loop goes
+        flush = getattr(self.sink, "flush", None)
+        if flush is not None:
+            flush()
+
+
+class ClientConnection(asyncio.Protocol):
+    """One client: plain proxy requests, then maybe CONNECT → TLS → requests, or a tunnel."""
+
+    def __init__(self, server: ProxyServer) -> None:
+        self.server = server
+        self.loop = asyncio.get_event_loop()
+        self.transport: Any = None
+        self.raw_transport: Any = None
+        self.peer = "-"
+        self.mode = _PROXY
+        self.reader = RequestReader(server.limits)
+        self.exchange: Exchange | None = None
+        self.queue: deque[Event] = deque()
+        self.paused = 0
+        self.activity = 0  # bumped per request; the once-a-second sweep compares it
+        self.swept_activity = -1
+        self.swept_at = 0.0
+        self.connect_host = ""
+        self.connect_port = 0
+        self.pending_connect: tuple[str, int, Action] | None = None
+        self.scheme = "http"
+        self.tunnel: UpstreamConnection | None = None
+        self.tunnel_event: dict[str, Any] = {}
+        self.closed = False
+        self.draining = False
+        self.upgrade_exchange: Exchange | None = None
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.mode == _HANDSHAKE:  # the TLS layer under us finished the handshake
+            self.transport = transport
+            self.mode = _INTERCEPT
+            self.scheme = "https"
+            self.reader = RequestReader(self.server.limits)
+            self._arm_idle()
+            return
+        self.transport = self.raw_transport = transport
+        self.server.raw_transports.add(transport)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "-"
+        server = self.server
+        if len(server.connections) >= server.settings.max_connections or server.draining:
+            self.closed = True
+            self.transport.write(_simple_response(503, "too many connections"))
+            transport.close()
+            return
+        server.connections.add(self)
+        self._arm_idle()
+
+    def data_received(self, data: bytes) -> None:
+        mode = self.mode
+        if mode in (_INTERCEPT, _PROXY):
+            try:
+                events = self.reader.feed(data)
+            except RemoteProtocolError as exc:
+                self._protocol_error(exc)
+                return
+            self._handle(events)
+        elif mode == _TUNNEL:
+            if self.tunnel is not None and self.tunnel.transport is not None:
+                self.tunnel_event["bytes_in"] += len(data)
+                self.tunnel.transport.write(data)
+        elif mode == _AWAIT_TLS:
+            self._first_bytes(data)
+
+    def eof_received(self) -> bool | None:
+        tunnel = self.tunnel
+        if (
+            self.mode == _TUNNEL
+            and tunnel is not None
+            and tunnel.transport is not None
+            and tunnel.transport.can_write_eof()
+        ):
+            tunnel.transport.write_eof()  # half-close: the other direction may still flow
+            return True
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.raw_transports.discard(self.raw_transport)
+        self._cleanup()
+
+    def pause_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.pause_upstream_reading()
+        elif self.tunnel is not None and self.tunnel.transport is not None:
+            self.tunnel.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.resume_upstream_reading()
+        elif self.tunnel is not None and self.tunnel.transport is not None:
+            self.tunnel.transport.resume_reading()
+
+    # -- requests ---------------------------------------------------------------------
+    def _handle(self, events: list[Event]) -> None:
+        for index, event in enumerate(events):
+            exchange = self.exchange
+            if self.queue or (exchange is not None and exchange.request_done):
+                self.queue.extend(events[index:])
+                self._pause(_P_QUEUE)
+                return
+            kind = type(event)
+            if kind is Data:
+                if exchange is not None:
+                    exchange.client_data(event.data)  # type: ignore[union-attr]
+            elif kind is EndOfMessage:
+                if exchange is not None:
+                    exchange.client_end()
+            elif kind is RequestHead:
+                self._request(event)  # type: ignore[arg-type]
+            elif kind is Upgraded:
+                self._upgraded(event.rest)  # type: ignore[union-attr]
+            if self.closed:
+                return
+
+    def _request(self, head: RequestHead) -> None:
+        self.activity += 1
+        if head.method == b"CONNECT":
+            self._connect_request(head)
+            return
+        target = head.target
+        if target[:1] == b"/":
+            if self.mode != _INTERCEPT:
+                self._reply_and_close(400, "this is a proxy: send absolute-form requests or CONNECT")
+                return
+            origin: Origin = (self.scheme, self.connect_host, self.connect_port)
+            path, host_header = target, None
+            if head.host is None:
+                host_header = _authority(self.connect_host, self.connect_port, self.scheme).encode()
+        else:
+            try:
+                url = httptools.parse_url(target)
+                scheme = url.schema.decode("ascii").lower()
+                host = url.host.decode("idna").lower()
+            except (httptools.HttpParserInvalidURLError, UnicodeError, AttributeError):
+                self._reply_and_close(400, "invalid request target")
+                return
+            if scheme not in ("http", "https") or not host:
+                self._reply_and_close(400, "unsupported request target")
+                return
+            port = url.port or (443 if scheme == "https" else 80)
+            if self.mode == _INTERCEPT:  # absolute-form inside a tunnel still goes to the CONNECT host
+                scheme, host, port = self.scheme, self.connect_host, self.connect_port
+            elif self.server.policy.decide(host, port).action is Action.BLOCK:
+                self._blocked(head, host, port)
+                return
+            origin = (scheme, host, port)
+            path = (url.path or b"/") + (b"?" + url.query if url.query else b"")
+            host_header = _authority(host, port, scheme).encode()
+        head_bytes = H.request_head(
+            head.method, path, host_header, head.headers, head.body_length, upgrade=head.upgrade
+        )
+        exchange = Exchange(self, head, origin, head_bytes)
+        self.exchange = exchange
+        exchange.start()
+
+    def exchange_finished(self, exchange: Exchange) -> None:
+        if self.server.sink is not None:
+            path = exchange.head.target.decode("latin-1")
+            self.server.emit(exchange.access_event(self.peer, "inspect", path))
+        if self.exchange is exchange:
+            self.exchange = None
+        if not exchange.keep_alive or self.draining or not exchange.request_done:
+            self._close_soon()
+            return
+        if self.queue:
+            events = list(self.queue)
+            self.queue.clear()
+            self._resume(_P_QUEUE)
+            self._handle(events)
+        elif self.exchange is None:
+            self._arm_idle()
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def send_error_page(self, status: int, host: str, reason: str, *, tls: bool) -> None:
+        title = "Upstream certificate or TLS failure" if tls and status == 502 else "Upstream unreachable"
+        body = error_page(status, title, host, reason)
+        self.write(_page_response(status, body))
+
+    def _protocol_error(self, exc: RemoteProtocolError) -> None:
+        self._reply_and_close(exc.error_status_hint, str(exc))
+
+    def _reply_and_close(self, status: int, reason: str) -> None:
+        if self.exchange is None or not self.exchange.response_started:
+            self.write(_simple_response(status, reason))
+        if self.server.sink is not None:
+            self.server.emit(self._event("-", status, action="inspect", error=reason))
+        self._close_soon()
+
+    def _blocked(self, head: RequestHead, host: str, port: int) -> None:
+        body = error_page(403, "Blocked by policy", host, "this site is blocked by the gateway's policy")
+        self.write(_page_response(403, body))
+        if self.server.sink is not None:
+            self.server.emit(self._event(head.method.decode(), 403, action="block", host=host, port=port))
+        self._close_soon()
+
+    # -- CONNECT ----------------------------------------------------------------------
+    def _connect_request(self, head: RequestHead) -> None:
+        if self.mode != _PROXY:
+            self._reply_and_close(400, "CONNECT inside a tunnel")
+            return
+        host, port = _split_authority(head.target.decode("latin-1"))
+        if not host or not port:
+            self._reply_and_close(400, "CONNECT wants host:port")
+            return
+        decision = self.server.policy.decide(host, port)
+        if decision.action is Action.BLOCK:
+            self._blocked(head, host, port)
+            return
+        self.connect_host, self.connect_port = host, port
+        self.pending_connect = (host, port, decision.action)
+
+    def _upgraded(self, rest: bytes) -> None:
+        if self.pending_connect is None:
+            exchange = self.exchange
+            if exchange is not None and exchange.head.upgrade is not None:
+                self.upgrade_exchange = exchange
+                self._pause(_P_PEER)  # nothing more until the origin switched protocols
+                if rest:
+                    exchange.client_data(rest)
+                return
+            self._reply_and_close(400, "unexpected protocol upgrade")
+            return
+        host, port, action = self.pending_connect
+        self.pending_connect = None
+        if action is Action.BYPASS:
+            self._pause(_P_PEER)
+            self.server.spawn(self._splice(host, port, rest))
+            return
+        self.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        self.mode = _AWAIT_TLS
+        self._arm_idle()
+        if rest:
+            self._first_bytes(rest)
+
+    def _first_bytes(self, data: bytes) -> None:
+        self.activity += 1
+        if looks_like_tls(data):
+            self._start_tls(data)
+        elif self.server.settings.connect_without_tls == "http":
+            self.mode = _INTERCEPT
+            self.scheme = "http"
+            self.reader = RequestReader(self.server.limits)
+            self.data_received(data)
+        else:
+            if self.server.sink is not None:
+                self.server.emit(self._event("CONNECT", 400, action="inspect", error="CONNECT without TLS refused"))
+            self.abort()
+
+    def _start_tls(self, data: bytes) -> None:
+        try:
+            context = self.server.issuer.get((self.connect_host,)).context
+        except TlsgateError as exc:
+            if self.server.sink is not None:
+                self.server.emit(self._event("CONNECT", 0, action="inspect", tls_error=str(exc)))
+            self.abort()
+            return
+        if context.sni_callback is None:
+            context.sni_callback = self.server.sni_callback
+        waiter = self.loop.create_future()
+        factory = _UvSSLProtocol if uvloop is not None and isinstance(self.loop, uvloop.Loop) else _asyncio_ssl()
+        tls = factory(
+            self.loop,
+            self,
+            context,
+            waiter,
+            server_side=True,
+            ssl_handshake_timeout=self.server.settings.handshake_timeout,
+        )
+        self.mode = _HANDSHAKE
+        raw = self.transport
+        raw.set_protocol(tls)
+        tls.connection_made(raw)
+        waiter.add_done_callback(self._handshake_done)
+        view = memoryview(data)
+        while view:
+            buffer = tls.get_buffer(len(view))
+            size = min(len(buffer), len(view))
+            buffer[:size] = view[:size]
+            tls.buffer_updated(size)
+            view = view[size:]
+
+    def _handshake_done(self, waiter: asyncio.Future[None]) -> None:
+        exc = None if waiter.cancelled() else waiter.exception()
+        if exc is None or self.mode != _HANDSHAKE:
+            return
+        alert = client_rejection(exc)
+        if alert is not None:
+            event = self._event("CONNECT", 0, action="reject", tls_error=f"client rejected our certificate: {alert}")
+            self.server.rejections.append(event)
+            self.server.emit(event)
+        elif self.server.sink is not None:
+            self.server.emit(self._event("CONNECT", 0, action="inspect", tls_error=f"client handshake failed: {exc}"))
+        self._cleanup()
+        if self.raw_transport is not None:
+            self.server.raw_transports.discard(self.raw_transport)
+            self.raw_transport.abort()
+
+    # -- tunnels (bypass, and WebSocket after 101) ------------------------------------
+    async def _splice(self, host: str, port: int, rest: bytes) -> None:
+        started, wall = self.loop.time(), time.time()
+        self.tunnel_event = {"start": started, "wall": wall, "bytes_in": len(rest), "bytes_out": 0, "action": "bypass"}
+        address = self.server.resolve(host, port) if self.server.resolve else (host, port)
+        try:
+            async with asyncio.timeout(self.server.settings.upstream_connect_timeout):
+                _, conn = await self.loop.create_connection(
+                    lambda: UpstreamConnection(("tcp", host, port), self.server.limits), address[0], address[1]
+                )
+        except (OSError, TimeoutError) as exc:
+            self._resume(_P_PEER)
+            reason = "upstream connect timeout" if isinstance(exc, TimeoutError) else str(exc.strerror or exc)
+            self.write(_simple_response(502, f"cannot reach {host}:{port}: {reason}"))
+            self.tunnel_event = {}
+            if self.server.sink is not None:
+                self.server.emit(self._event("CONNECT", 502, action="bypass", host=host, port=port, error=reason))
+            self._close_soon()
+            return
+        if self.closed:
+            conn.close()
+            return
+        self.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        self._become_tunnel(conn, rest)
+
+    def start_upgrade_tunnel(self, upstream: UpstreamConnection, rest: bytes, exchange: Exchange) -> None:
+        self.exchange = None
+        self.upgrade_exchange = None
+        self.tunnel_event = {
+            "start": exchange.started,
+            "wall": exchange.wall_start,
+            "bytes_in": exchange.bytes_in,
+            "bytes_out": len(rest),
+            "action": "inspect",
+            "method": exchange.head.method.decode("latin-1"),
+            "path": exchange.head.target.decode("latin-1"),
+            "status": 101,
+            "scheme": exchange.origin[0],
+        }
+        self.connect_host, self.connect_port = exchange.origin[1], exchange.origin[2]
+        if rest:
+            self.write(rest)
+        self._become_tunnel(upstream, b"")
+
+    def _become_tunnel(self, conn: UpstreamConnection, rest: bytes) -> None:
+        conn.raw = True
+        conn.owner = self
+        self.tunnel = conn
+        self.mode = _TUNNEL
+        if rest and conn.transport is not None:
+            conn.transport.write(rest)
+        self.queue.clear()
+        self.paused = _P_PEER
+        self._resume(_P_PEER)
+
+    # UpstreamOwner for the tunnel
+    def upstream_raw(self, data: bytes) -> None:
+        self.tunnel_event["bytes_out"] += len(data)
+        self.write(data)
+
+    def upstream_events(self, events: list[Event]) -> None:  # pragma: no cover - raw tunnels have no events
+        pass
+
+    def upstream_failed(self, exc: BaseException) -> None:
+        self._close_soon()
+
+    def upstream_pause(self) -> None:
+        self._pause(_P_UPSTREAM)
+
+    def upstream_resume(self) -> None:
+        self._resume(_P_UPSTREAM)
+
+    # -- flow control, timers, closing ------------------------------------------------
+    def pause_for_upstream(self) -> None:
+        self._pause(_P_UPSTREAM)
+
+    def resume_for_upstream(self) -> None:
+        self._resume(_P_UPSTREAM)
+
+    def _pause(self, flag: int) -> None:
+        if not self.paused and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+        self.paused |= flag
+
+    def _resume(self, flag: int) -> None:
+        if self.paused & flag:
+            self.paused &= ~flag
+            if not self.paused and self.transport is not None and not self.closed:
+                self.transport.resume_reading()
+
+    def _arm_idle(self) -> None:
+        self.activity += 1
+
+    def check_idle(self, now: float) -> None:
+        """Called about once a second: close a connection idle (or mid-handshake) for too long."""
+        if self.exchange is not None or self.upgrade_exchange is not None or self.mode == _TUNNEL:
+            return
+        if self.activity != self.swept_activity:
+            self.swept_activity, self.swept_at = self.activity, now
+            return
+        settings = self.server.settings
+        limit = settings.handshake_timeout if self.mode in (_AWAIT_TLS, _HANDSHAKE) else settings.idle_timeout
+        if now - self.swept_at >= limit:
+            self.abort()
+
+    def drain(self) -> None:
+        """Shutdown: close now when idle, else after the exchange in flight."""
+        self.draining = True
+        if self.exchange is None and self.upgrade_exchange is None and self.mode in (_PROXY, _INTERCEPT, _AWAIT_TLS):
+            self.abort()
+
+    def _close_soon(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()  # flushes what was written first
+        self._cleanup()
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self.closed and self not in self.server.connections:
+            return
+        self.closed = True
+        self.mode = _CLOSED
+        self.server.connections.discard(self)
+        for exchange in (self.exchange, self.upgrade_exchange):
+            if exchange is not None:
+                exchange.close()
+        self.exchange = self.upgrade_exchange = None
+        if self.tunnel is not None:
+            tunnel, self.tunnel = self.tunnel, None
+            tunnel.owner = None
+            tunnel.close()
+            info = self.tunnel_event
+            if info and self.server.sink is not None:
+                self.server.emit(
+                    AccessEvent(
+                        time=info["wall"],
+                        client=self.peer,
+                        method=info.get("method", "CONNECT"),
+                        scheme=info.get("scheme", "tcp"),
+                        host=self.connect_host,
+                        port=self.connect_port,
+                        path=info.get("path", "-"),
+                        status=info.get("status", 200),
+                        bytes_in=info["bytes_in"],
+                        bytes_out=info["bytes_out"],
+                        duration_ms=(self.loop.time() - info["start"]) * 1000.0,
+                        action=info["action"],
+                    )
+                )
+
+    def _event(
+        self,
+        method: str,
+        status: int,
+        *,
+        action: str,
+        host: str | None = None,
+        port: int | None = None,
+        tls_error: str | None = None,
+        error: str | None = None,
+    ) -> AccessEvent:
+        return AccessEvent(
+            time=time.time(),
+            client=self.peer,
+            method=method,
+            scheme=self.scheme if self.mode == _INTERCEPT else ("https" if method == "CONNECT" else "http"),
+            host=host if host is not None else self.connect_host,
+            port=port if port is not None else self.connect_port,
+            path="-",
+            status=status,
+            bytes_in=0,
+            bytes_out=0,
+            duration_ms=0.0,
+            action=action,
+            tls_error=tls_error,
+            error=error,
+        )
+
+
+def _asyncio_ssl() -> Any:
+    from asyncio import sslproto
+
+    return sslproto.SSLProtocol
+
+
+def _split_authority(authority: str) -> tuple[str, int]:
+    host, sep, port = authority.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        return "", 0
+    host = host.strip("[]").lower()
+    return host, int(port)
+
+
+def _authority(host: str, port: int, scheme: str) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    if (scheme == "http" and port == 80) or (scheme == "https" and port == 443):
+        return shown
+    return f"{shown}:{port}"
+
+
+def _simple_response(status: int, reason: str) -> bytes:
+    body = (reason + "\n").encode("utf-8", "replace")
+    return (
+        H.status_line(status)
+        + b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+        + body
+    )
+
+
+def _page_response(status: int, body: bytes) -> bytes:
+    return (
+        H.status_line(status)
+        + b"Content-Type: text/html; charset=utf-8\r\nCache-Control: no-store\r\n"
+        + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+        + body
+    )

@@ -1,0 +1,229 @@
+"""Connections to origins: the verifying TLS client context, TLS session reuse, and the pool.
+
+Verification is as strict as a browser's (RFC 9110 §4.3.4, the NDSS 2017 interception study):
+the system trust store plus ``--upstream-ca``, host name checked, TLS 1.2 minimum, Python's
+default cipher list (no RC4, 3DES, export, NULL or static-RSA-with-SHA1), security level 2 (so
+RSA-1024 keys and SHA-1 signatures are refused). Nothing here can turn verification off.
+
+Idle connections are pooled per ``(scheme, host, port)`` and shared by every client connection
+of the worker; TLS sessions are remembered per host name and offered again on the next
+connection (the ``wrap_bio`` override below, because asyncio has no session argument).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from tlsgate.errors import ConfigError, RemoteProtocolError
+from tlsgate.proxy.http1 import Event, Limits, ResponseReader
+
+__all__ = ["Origin", "UpstreamConnection", "UpstreamOwner", "UpstreamPool", "upstream_context"]
+
+Origin = tuple[str, str, int]  # scheme, host, port
+_SESSION_CACHE_LIMIT = 4096
+
+
+class ResumingContext(ssl.SSLContext):
+    """An SSLContext that offers the last session it saw for a host name."""
+
+    sessions: dict[str, ssl.SSLSession]
+
+    def wrap_bio(  # type: ignore[override]
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        if session is None and server_hostname is not None:
+            session = self.sessions.get(server_hostname)
+        return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+
+    def remember(self, host: str, session: ssl.SSLSession | None) -> None:
+        if session is None:
+            return
+        if len(self.sessions) >= _SESSION_CACHE_LIMIT:
+            self.sessions.clear()
+        self.sessions[host] = session
+
+
+def upstream_context(extra_ca: Path | None = None) -> ResumingContext:
+    """The client context for every origin: system store + ``extra_ca``, browser-grade checks."""
+    context = ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.sessions = {}
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.check_hostname = True
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    if extra_ca is not None:
+        try:
+            context.load_verify_locations(cafile=str(extra_ca))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load upstream CA file {extra_ca}: {exc}") from exc
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+class UpstreamOwner(Protocol):
+    """What an exchange offers its upstream connection."""
+
+    def upstream_events(self, events: list[Event]) -> None: ...
+    def upstream_raw(self, data: bytes) -> None: ...
+    def upstream_failed(self, exc: BaseException) -> None: ...
+    def upstream_pause(self) -> None: ...
+    def upstream_resume(self) -> None: ...
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One connection to an origin; its owner is the exchange using it, or None when idle in the pool."""
+
+    __slots__ = ("closed", "idle_since", "origin", "owner", "raw", "reader", "reused", "transport")
+
+    def __init__(self, origin: Origin, limits: Limits) -> None:
+        self.origin = origin
+        self.reader = ResponseReader(limits)
+        self.owner: UpstreamOwner | None = None
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.raw = False  # after 101: bytes go through untouched
+        self.reused = False
+        self.idle_since = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        owner = self.owner
+        if owner is None:  # an idle connection may not speak
+            self.close()
+            return
+        if self.raw:
+            owner.upstream_raw(data)
+            return
+        try:
+            events = self.reader.feed(data)
+        except RemoteProtocolError as exc:
+            self.close()
+            owner.upstream_failed(exc)
+            return
+        owner.upstream_events(events)
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        owner, self.owner = self.owner, None
+        if owner is None:
+            return
+        if self.raw:
+            owner.upstream_failed(exc or ConnectionResetError("origin closed"))
+            return
+        try:
+            events = self.reader.feed_eof()
+        except RemoteProtocolError as error:
+            owner.upstream_failed(error)
+            return
+        if events:
+            owner.upstream_events(events)
+        owner.upstream_failed(exc or ConnectionResetError("origin closed the connection"))
+
+    def pause_writing(self) -> None:
+        if self.owner is not None:
+            self.owner.upstream_pause()
+
+    def resume_writing(self) -> None:
+        if self.owner is not None:
+            self.owner.upstream_resume()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+
+class UpstreamPool:
+    """Idle upstream connections per origin, shared by all client connections of a worker."""
+
+    def __init__(
+        self,
+        context: ResumingContext,
+        *,
+        limits: Limits,
+        connect_timeout: float,
+        per_origin: int = 64,
+        idle_timeout: float = 30.0,
+        resolve: Callable[[str, int], tuple[str, int]] | None = None,
+    ) -> None:
+        self._context = context
+        self._limits = limits
+        self._connect_timeout = connect_timeout
+        self._per_origin = per_origin
+        self._idle_timeout = idle_timeout
+        self._idle: dict[Origin, deque[UpstreamConnection]] = {}
+        self._resolve = resolve
+
+    def take_idle(self, origin: Origin, now: float) -> UpstreamConnection | None:
+        idle = self._idle.get(origin)
+        while idle:
+            conn = idle.pop()
+            if conn.closed or conn.transport is None or conn.transport.is_closing():
+                continue
+            if now - conn.idle_since > self._idle_timeout:
+                conn.close()
+                continue
+            return conn
+        return None
+
+    async def connect(self, origin: Origin) -> UpstreamConnection:
+        scheme, host, port = origin
+        loop = asyncio.get_running_loop()
+        address = self._resolve(host, port) if self._resolve else (host, port)
+        kwargs: dict[str, Any] = {}
+        if scheme == "https":
+            kwargs = {"ssl": self._context, "server_hostname": host, "ssl_handshake_timeout": self._connect_timeout}
+        async with asyncio.timeout(self._connect_timeout):
+            _, conn = await loop.create_connection(
+                lambda: UpstreamConnection(origin, self._limits), address[0], address[1], **kwargs
+            )
+        return conn
+
+    def release(self, conn: UpstreamConnection, now: float) -> None:
+        """Back to the pool after a complete exchange on a keep-alive connection."""
+        conn.owner = None
+        if conn.closed or conn.transport is None or conn.transport.is_closing():
+            return
+        if not conn.reused and conn.origin[0] == "https":  # first release: keep its TLS session
+            ssl_object = conn.transport.get_extra_info("ssl_object")
+            if ssl_object is not None:
+                self._context.remember(conn.origin[1], ssl_object.session)
+            conn.reused = True
+        idle = self._idle.setdefault(conn.origin, deque())
+        if len(idle) >= self._per_origin:
+            conn.close()
+            return
+        conn.idle_since = now
+        idle.append(conn)
+
+    def sweep(self, now: float) -> None:
+        """Close connections idle for too long (called about once a second)."""
+        for origin in list(self._idle):
+            idle = self._idle[origin]
+            while idle and (idle[0].closed or now - idle[0].idle_since > self._idle_timeout):
+                idle.popleft().close()
+            if not idle:
+                del self._idle[origin]
+
+    def close(self) -> None:
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.close()
+        self._idle.clear()

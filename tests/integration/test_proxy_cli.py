@@ -1,0 +1,125 @@
+"""``tlsgate proxy`` as a process: serve, write access events, drain on SIGTERM, N workers.
+
+Until the lead registers the command in ``tlsgate.cli.main``, the test mounts it on a small
+Typer app with the same root option, exactly as ``main.py`` will.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from badssl import Origin, plain_origin
+from proxy_fixtures import free_port, tlsgate_ca
+
+pytestmark = pytest.mark.integration
+__all__ = ["tlsgate_ca"]
+
+APP = """
+import sys
+from pathlib import Path
+import typer
+from tlsgate.cli.context import AppContext
+from tlsgate.cli.proxy import proxy
+app = typer.Typer()
+@app.callback()
+def root(ctx: typer.Context, data_dir: Path = typer.Option(..., "--data-dir")) -> None:
+    ctx.obj = AppContext(data_dir=data_dir)
+app.command()(proxy)
+app()
+"""
+
+
+def start(data_dir: Path, *args: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    stderr = data_dir / f"proxy-{port}.err"
+    with stderr.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-c", APP, "--data-dir", str(data_dir), "proxy", "--listen", f"127.0.0.1:{port}", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        probe = subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/"], check=False)
+        if probe.returncode == 0:
+            return process, port
+        time.sleep(0.1)
+    process.kill()
+    process.wait(5)
+    raise AssertionError(stderr.read_text())
+
+
+@pytest.fixture
+def origin() -> Iterator[Origin]:
+    with plain_origin("cli-origin") as server:
+        yield server
+
+
+def test_serves_logs_and_drains_on_sigterm(tlsgate_ca: tuple[Path, Path], origin: Origin, tmp_path: Path) -> None:
+    log = tmp_path / "access.jsonl"
+    process, port = start(tlsgate_ca[0].parent, "--access-log", str(log))
+    try:
+        slow = subprocess.Popen(
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                "10",
+                "-x",
+                f"http://127.0.0.1:{port}",
+                f"http://127.0.0.1:{origin.port}/slow",
+            ],
+            stdout=subprocess.PIPE,
+        )
+        time.sleep(0.4)  # the slow request is in flight
+        process.send_signal(signal.SIGTERM)
+        out, _ = slow.communicate(timeout=15)
+        assert out == b"slow but done"
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    slow_event = next(e for e in lines if e["path"].endswith("/slow"))
+    assert slow_event["status"] == 200
+    assert slow_event["method"] == "GET"
+    assert slow_event["action"] == "inspect"
+    assert slow_event["duration_ms"] >= 900
+    assert set(slow_event) >= {"time", "client", "scheme", "host", "bytes_in", "bytes_out", "tls_error"}
+
+
+def test_two_workers_share_the_port(tlsgate_ca: tuple[Path, Path], origin: Origin) -> None:
+    process, port = start(tlsgate_ca[0].parent, "--workers", "2")
+    try:
+        for i in range(20):
+            result = subprocess.run(
+                ["curl", "-sS", "-x", f"http://127.0.0.1:{port}", f"http://127.0.0.1:{origin.port}/w{i}"],
+                capture_output=True,
+                check=False,
+                timeout=10,
+            )
+            assert result.stdout == f"hello from cli-origin /w{i}".encode()
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_missing_ca_is_one_clear_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", APP, "--data-dir", str(tmp_path), "proxy", "--listen", "127.0.0.1:0"],
+        capture_output=True,
+        check=False,
+        timeout=30,
+    )
+    assert result.returncode != 0
+    assert b"CANotFoundError" in result.stderr or b"no CA" in result.stderr.lower() or b"ca init" in result.stderr

@@ -1,0 +1,161 @@
+"""Raw bytes at the proxy: smuggling and limit cases get their status and a closed connection;
+garbage never gets a traceback; client TLS rejections are recorded; CONNECT without TLS."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from pathlib import Path
+
+import pytest
+from badssl import BadSSL
+from proxy_fixtures import ProxyThread, badssl, issuer, proxy, tlsgate_ca
+
+pytestmark = pytest.mark.integration
+__all__ = ["badssl", "issuer", "proxy", "tlsgate_ca"]
+
+
+def exchange(port: int, data: bytes) -> bytes:
+    """Send raw bytes, read until the proxy closes (bounded by a timeout)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        reply = b""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                return reply
+            reply += chunk
+    raise AssertionError(f"the proxy did not close the connection; got {reply[:200]!r}")
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (
+            b"POST http://a.test/ HTTP/1.1\r\nHost: a.test\r\nContent-Length: 4\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+        ),
+        (b"POST http://a.test/ HTTP/1.1\r\nHost: a.test\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcd", 400),
+        (b"POST http://a.test/ HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\nabc\r\n", 400),
+        (b"POST http://a.test/ HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: identity, chunked\r\n\r\n", 400),
+        (b"GET http://a.test/" + b"a" * 10000 + b" HTTP/1.1\r\nHost: a.test\r\n\r\n", 414),
+        (b"GET http://a.test/ HTTP/1.1\r\n" + b"X-Many: 1\r\n" * 150 + b"\r\n", 431),
+        (b"GET http://a.test/ HTTP/1.1\r\nX-Big: " + b"b" * 80000 + b"\r\n\r\n", 431),
+        (b"\x00\xff\xfe garbage \r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n", 400),  # origin-form to a proxy
+        (b"CONNECT nowhere HTTP/1.1\r\n\r\n", 400),
+    ],
+)
+def test_bad_requests_get_status_and_close(proxy: ProxyThread, raw: bytes, status: int) -> None:
+    reply = exchange(proxy.port, raw)
+    assert reply.startswith(f"HTTP/1.1 {status} ".encode())
+    assert b"Connection: close" in reply
+    assert b"Traceback" not in reply
+
+
+def test_smuggling_inside_an_intercepted_tunnel(
+    proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], badssl: BadSSL
+) -> None:
+    port = badssl.ports["good"]
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+        sock.sendall(f"CONNECT good.test:{port} HTTP/1.1\r\n\r\n".encode())
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        context = ssl.create_default_context(cafile=str(tlsgate_ca[1]))
+        with context.wrap_socket(sock, server_hostname="good.test") as tls:
+            tls.sendall(
+                b"POST / HTTP/1.1\r\nHost: good.test\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            reply = b""
+            while chunk := tls.recv(65536):
+                reply += chunk
+    assert reply.startswith(b"HTTP/1.1 400 ")
+
+
+def test_idle_and_slow_clients_are_closed(issuer: object, badssl: BadSSL) -> None:
+    from tlsgate.policy import Policy
+    from tlsgate.proxy import ProxySettings
+
+    settings = ProxySettings(host="127.0.0.1", port=0, idle_timeout=1.0, handshake_timeout=1.0)
+    thread = ProxyThread(settings, issuer, Policy())  # type: ignore[arg-type]
+    try:
+        with socket.create_connection(("127.0.0.1", thread.port), timeout=5) as sock:
+            sock.sendall(b"GET http://a.test/ HTTP/1.1\r\n")  # never finishes its head
+            started = time.monotonic()
+            assert sock.recv(100) == b""
+            assert time.monotonic() - started < 4.5
+    finally:
+        thread.stop()
+
+
+def test_connection_cap(issuer: object) -> None:
+    from tlsgate.policy import Policy
+    from tlsgate.proxy import ProxySettings
+
+    thread = ProxyThread(ProxySettings(host="127.0.0.1", port=0, max_connections=2), issuer, Policy())  # type: ignore[arg-type]
+    try:
+        held = [socket.create_connection(("127.0.0.1", thread.port), timeout=5) for _ in range(2)]
+        time.sleep(0.2)
+        reply = exchange(thread.port, b"")
+        assert reply.startswith(b"HTTP/1.1 503 ")
+        for sock in held:
+            sock.close()
+    finally:
+        thread.stop()
+
+
+def test_client_rejecting_our_leaf_is_recorded(proxy: ProxyThread, badssl: BadSSL) -> None:
+    port = badssl.ports["good"]
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+        sock.sendall(f"CONNECT good.test:{port} HTTP/1.1\r\n\r\n".encode())
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        context = ssl.create_default_context()  # the system store: it does not trust our root
+        with pytest.raises(ssl.SSLCertVerificationError):
+            context.wrap_socket(sock, server_hostname="good.test")
+    event = proxy.wait_for_event(lambda e: e.action == "reject")
+    assert event.host == "good.test"
+    assert event.client.startswith("127.0.0.1:")
+    assert event.tls_error is not None
+    assert "unknown_ca" in event.tls_error
+    assert proxy.server is not None
+    assert any(e.tls_error and "unknown_ca" in e.tls_error for e in proxy.server.rejections)
+
+
+def test_connect_without_tls_is_served_as_plain_http(proxy: ProxyThread) -> None:
+    from badssl import plain_origin
+
+    with plain_origin("tunnelled") as origin:
+        reply = exchange(
+            proxy.port,
+            f"CONNECT tunnelled.test:{origin.port} HTTP/1.1\r\n\r\n"
+            f"GET /inside HTTP/1.1\r\nHost: tunnelled.test\r\nConnection: close\r\n\r\n".encode(),
+        )
+    assert reply.startswith(b"HTTP/1.1 200 Connection established\r\n\r\nHTTP/1.1 200 OK")
+    assert reply.endswith(b"hello from tunnelled /inside")
+
+
+def test_connect_without_tls_can_be_refused(issuer: object) -> None:
+    from tlsgate.policy import Policy
+    from tlsgate.proxy import ProxySettings
+
+    settings = ProxySettings(host="127.0.0.1", port=0, connect_without_tls="refuse")
+    thread = ProxyThread(settings, issuer, Policy())  # type: ignore[arg-type]
+    try:
+        reply = exchange(thread.port, b"CONNECT a.test:80 HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        assert reply == b"HTTP/1.1 200 Connection established\r\n\r\n"
+        assert thread.wait_for_event(lambda e: e.error == "CONNECT without TLS refused")
+    finally:
+        thread.stop()
+
+
+def test_unreachable_origin_gives_502(proxy: ProxyThread) -> None:
+    from proxy_fixtures import free_port
+
+    reply = exchange(proxy.port, f"GET http://down.test:{free_port()}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert reply.startswith(b"HTTP/1.1 502 ")
+    assert b"connection refused" in reply

@@ -1,0 +1,55 @@
+"""Forwarded heads: hop-by-hop fields go, Via is added, framing is the proxy's own."""
+
+from __future__ import annotations
+
+from tlsgate.proxy.headers import request_head, response_head
+
+
+def test_request_head_drops_hop_by_hop_and_connection_named_fields() -> None:
+    head = request_head(
+        b"POST",
+        b"/p?q=1",
+        b"a.test",
+        [
+            (b"Host", b"evil.test"),
+            (b"Connection", b"keep-alive, X-Private"),
+            (b"X-Private", b"secret"),
+            (b"Proxy-Authorization", b"Basic Zm9v"),
+            (b"Keep-Alive", b"timeout=5"),
+            (b"TE", b"trailers"),
+            (b"Transfer-Encoding", b"chunked"),
+            (b"Via", b"1.0 other"),
+            (b"Accept", b"*/*"),
+        ],
+        -1,
+    )
+    assert head == (
+        b"POST /p?q=1 HTTP/1.1\r\nHost: a.test\r\nAccept: */*\r\nVia: 1.0 other, 1.1 tlsgate\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+
+
+def test_request_head_keeps_upgrade_for_websocket() -> None:
+    head = request_head(
+        b"GET",
+        b"/ws",
+        None,
+        [(b"Host", b"a"), (b"Connection", b"Upgrade"), (b"Upgrade", b"websocket")],
+        None,
+        upgrade=b"websocket",
+    )
+    assert b"Upgrade: websocket\r\n" in head
+    assert b"Connection: upgrade\r\n" in head
+    assert b"Host: a\r\n" in head
+
+
+def test_response_head_for_head_request_keeps_the_informational_length() -> None:
+    head = response_head(
+        200, b"OK", [(b"Content-Length", b"1000"), (b"ETag", b'"x"')], None, keep_alive=True, original_length=b"1000"
+    )
+    assert head == b'HTTP/1.1 200 OK\r\nETag: "x"\r\nVia: 1.1 tlsgate\r\nContent-Length: 1000\r\n\r\n'
+
+
+def test_response_head_rechunks_and_closes() -> None:
+    head = response_head(200, b"OK", [(b"Connection", b"close")], -1, keep_alive=False)
+    assert head == b"HTTP/1.1 200 OK\r\nVia: 1.1 tlsgate\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"

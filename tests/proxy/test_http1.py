@@ -1,0 +1,225 @@
+"""The sans-I/O HTTP/1 layer, as transcripts: bytes in (``>>``), events out (``<<``)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tlsgate.errors import RemoteProtocolError
+from tlsgate.proxy.http1 import (
+    END,
+    Data,
+    Limits,
+    RequestHead,
+    RequestReader,
+    ResponseHead,
+    ResponseReader,
+    Upgraded,
+)
+
+
+class Transcript:
+    """``Transcript(reader) >> b"bytes" << [events]``: feed, then expect exactly these events."""
+
+    def __init__(self, reader: RequestReader | ResponseReader) -> None:
+        self.reader = reader
+        self.got: list[object] = []
+
+    def __rshift__(self, data: bytes) -> Transcript:
+        self.got = list(self.reader.feed(data))
+        return self
+
+    def __lshift__(self, expected: list[object]) -> Transcript:
+        assert self.got == expected
+        return self
+
+
+def test_absolute_form_get_then_keep_alive_post() -> None:
+    (
+        Transcript(RequestReader())
+        >> b"GET http://a.test/x?y=1 HTTP/1.1\r\nHost: a.test\r\n\r\n"
+        << [
+            RequestHead(b"GET", b"http://a.test/x?y=1", "1.1", [(b"Host", b"a.test")], True, None, None, b"a.test"),
+            END,
+        ]
+        >> b"POST /p HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel"
+        << [RequestHead(b"POST", b"/p", "1.1", [(b"Content-Length", b"5")], True, 5, None), Data(b"hel")]
+        >> b"lo"
+        << [Data(b"lo"), END]
+    )
+
+
+def test_chunked_request_body_is_decoded() -> None:
+    (
+        Transcript(RequestReader())
+        >> b"PUT /u HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n"
+        << [RequestHead(b"PUT", b"/u", "1.1", [(b"Transfer-Encoding", b"chunked")], True, -1, None), Data(b"abcd")]
+        >> b"0\r\n\r\n"
+        << [END]
+    )
+
+
+def test_connect_hands_over_the_rest() -> None:
+    (
+        Transcript(RequestReader())
+        >> b"CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n\x16\x03\x01"
+        << [
+            RequestHead(b"CONNECT", b"a.test:443", "1.1", [(b"Host", b"a.test:443")], True, None, None, b"a.test:443"),
+            END,
+            Upgraded(b"\x16\x03\x01"),
+        ]
+    )
+
+
+def test_websocket_upgrade_request() -> None:
+    events = RequestReader().feed(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+    head = events[0]
+    assert isinstance(head, RequestHead)
+    assert head.upgrade == b"websocket"
+    assert events[1:] == [END, Upgraded(b"")]
+
+
+def test_http10_is_not_keep_alive() -> None:
+    head = RequestReader().feed(b"GET http://a/ HTTP/1.0\r\n\r\n")[0]
+    assert isinstance(head, RequestHead)
+    assert (head.http_version, head.keep_alive) == ("1.0", False)
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nContent-Length: 3, 4\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        (b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
+        (b"\x16\x03\x01\x02\x00garbage\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", 400),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 101 + b"\r\n", 431),
+        (b"GET / HTTP/1.1\r\nX: " + b"y" * 100000, 431),
+    ],
+)
+def test_rejections_carry_their_status(raw: bytes, status: int) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        RequestReader(Limits()).feed(raw)
+    assert info.value.error_status_hint == status
+
+
+def test_limits_are_configurable() -> None:
+    reader = RequestReader(Limits(max_request_line=10, max_header_bytes=100, max_header_count=2))
+    with pytest.raises(RemoteProtocolError) as info:
+        reader.feed(b"GET /0123456789 HTTP/1.1\r\n\r\n")
+    assert info.value.error_status_hint == 414
+
+
+def test_response_framings() -> None:
+    reader = ResponseReader()
+    (
+        Transcript(reader)
+        >> b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+        << [
+            ResponseHead(100, b"Continue", "1.1", [], True, None),
+            END,
+            ResponseHead(200, b"OK", "1.1", [(b"Content-Length", b"2")], True, 2),
+            Data(b"hi"),
+            END,
+        ]
+        >> b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+        << [ResponseHead(200, b"OK", "1.1", [(b"Transfer-Encoding", b"chunked")], True, -1), Data(b"ok"), END]
+        >> b"HTTP/1.1 204 No Content\r\n\r\n"
+        << [ResponseHead(204, b"No Content", "1.1", [], True, None), END]
+    )
+
+
+def test_head_response_has_no_body_whatever_content_length_says() -> None:
+    reader = ResponseReader()
+    reader.expect(head_request=True)
+    (
+        Transcript(reader)
+        >> b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
+        << [ResponseHead(200, b"OK", "1.1", [(b"Content-Length", b"1000")], True, None), END]
+    )
+    reader.expect(head_request=False)
+    (
+        Transcript(reader)
+        >> b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n"
+        << [
+            ResponseHead(304, b"Not Modified", "1.1", [(b"Content-Length", b"5")], True, None),
+            END,
+        ]
+    )
+
+
+def test_close_delimited_response_ends_at_eof() -> None:
+    reader = ResponseReader()
+    events = reader.feed(b"HTTP/1.1 200 OK\r\n\r\nsome")
+    assert events == [ResponseHead(200, b"OK", "1.1", [], False, -2), Data(b"some")]
+    assert reader.feed_eof() == [END]
+
+
+def test_truncated_response_is_an_error() -> None:
+    reader = ResponseReader()
+    reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+    with pytest.raises(RemoteProtocolError):
+        reader.feed_eof()
+
+
+def test_switching_protocols_response() -> None:
+    events = ResponseReader().feed(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nxy"
+    )
+    assert events == [
+        ResponseHead(
+            101, b"Switching Protocols", "1.1", [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade")], True, None
+        ),
+        END,
+        Upgraded(b"xy"),
+    ]
+
+
+REQUEST = (
+    b"POST http://a.test/p HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    b"GET http://a.test/q HTTP/1.1\r\nHost: a.test\r\n\r\n"
+)
+
+
+def _collect(reader: RequestReader, pieces: list[bytes]) -> tuple[list[object], bytes]:
+    events: list[object] = []
+    body = b""
+    for piece in pieces:
+        for event in reader.feed(piece):
+            if isinstance(event, Data):
+                body += event.data
+            else:
+                events.append(event)
+    return events, body
+
+
+@given(st.lists(st.integers(1, len(REQUEST) - 1), max_size=20))
+def test_any_split_gives_the_same_messages(cuts: list[int]) -> None:
+    bounds = [0, *sorted(set(cuts)), len(REQUEST)]
+    pieces = [REQUEST[a:b] for a, b in itertools.pairwise(bounds)]
+    events, body = _collect(RequestReader(), pieces)
+    assert body == b"hello world"
+    heads = [e for e in events if isinstance(e, RequestHead)]
+    assert [h.target for h in heads] == [b"http://a.test/p", b"http://a.test/q"]
+    assert events.count(END) == 2
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=300))
+def test_garbage_gives_events_or_a_protocol_error(data: bytes) -> None:
+    status = 0
+    try:
+        RequestReader().feed(data)
+    except RemoteProtocolError as exc:
+        status = exc.error_status_hint
+    assert status in (0, 400, 414, 431)
