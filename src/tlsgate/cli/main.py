@@ -18,6 +18,7 @@ from tlsgate.cli import agent as agent_commands
 from tlsgate.cli import ca as ca_commands
 from tlsgate.cli import portal as portal_commands
 from tlsgate.cli import proxy as proxy_commands
+from tlsgate.cli import serve as serve_commands
 from tlsgate.cli.context import AppContext
 from tlsgate.errors import TlsgateError
 
@@ -34,6 +35,7 @@ app.add_typer(ca_commands.app, name="ca")
 app.add_typer(agent_commands.app, name="agent")
 app.command("portal")(portal_commands.portal)
 app.command("proxy")(proxy_commands.proxy)
+app.command("serve")(serve_commands.serve)
 app.add_typer(portal_commands.admin_app, name="admin")
 
 

@@ -36,6 +36,14 @@ def proxy(
     access_log: Annotated[
         str | None, typer.Option("--access-log", help="Write access events as JSON lines to FILE, or - for stdout.")
     ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="TLSGATE_DATABASE_URL",
+            help="Follow the portal's do-not-inspect list in this database (polled, no restart needed).",
+        ),
+    ] = None,
 ) -> None:
     """Run the intercepting HTTP/HTTPS proxy until SIGTERM (which drains in-flight requests)."""
     app_ctx: AppContext = ctx.obj
@@ -46,6 +54,7 @@ def proxy(
         upstream_ca=upstream_ca,
         bypass=tuple(bypass or ()),
         access_log=access_log,
+        database_url=database_url,
         ca_dir=app_ctx.ca_dir,
     )
     run_proxy(settings)

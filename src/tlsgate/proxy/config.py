@@ -64,6 +64,10 @@ class ProxySettings:
     pool_per_origin: int = 64
     pool_idle_timeout: float = 30.0
     drain_timeout: float = 30.0
+    #: the store whose do-not-inspect list the proxy follows (polled; None: only ``bypass``)
+    database_url: str | None = None
+    #: how often the CA and the stored do-not-inspect list are checked for changes, in seconds
+    refresh_interval: float = 2.0
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -74,7 +78,13 @@ class ProxySettings:
         for name in ("max_request_line", "max_header_bytes", "max_header_count", "max_connections"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive")
-        for name in ("handshake_timeout", "idle_timeout", "upstream_connect_timeout", "drain_timeout"):
+        for name in (
+            "handshake_timeout",
+            "idle_timeout",
+            "upstream_connect_timeout",
+            "drain_timeout",
+            "refresh_interval",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
 
@@ -138,7 +148,7 @@ def _from_toml(data: dict[str, Any], path: Path) -> dict[str, Any]:
             values[key] = tuple(value)
         elif key == "upstream_ca":
             values[key] = Path(value)
-        elif key in ("workers", "access_log", "connect_without_tls", "pool_per_origin"):
+        elif key in ("workers", "access_log", "connect_without_tls", "pool_per_origin", "database_url"):
             values[key] = value
         elif key == "limits" and isinstance(value, dict):
             for name, number in value.items():

@@ -21,8 +21,10 @@ from tlsgate.errors import ConfigError
 from tlsgate.policy import Policy
 from tlsgate.proxy.access import JsonLinesSink, open_sink
 from tlsgate.proxy.config import ProxySettings
+from tlsgate.proxy.refresh import LiveConfig
 from tlsgate.proxy.server import ProxyServer
 from tlsgate.proxy.upstream import upstream_context
+from tlsgate.store import load_do_not_inspect_hosts, open_store
 
 __all__ = ["run_proxy"]
 
@@ -69,12 +71,34 @@ def run_proxy(settings: ProxySettings) -> None:
                 continue
 
 
+def _live_config(settings: ProxySettings, server: ProxyServer) -> LiveConfig | None:
+    if settings.ca_dir is None:
+        return None
+    stored = None
+    if settings.database_url:
+        store = open_store(settings.database_url, run_migrations=False)  # the portal owns migrations
+
+        def stored() -> tuple[str, ...]:
+            return load_do_not_inspect_hosts(store)
+
+    return LiveConfig(
+        server,
+        ca_dir=settings.ca_dir,
+        bypass=settings.bypass,
+        block=settings.block,
+        stored_bypass=stored,
+        interval=settings.refresh_interval,
+    )
+
+
 def _serve(settings: ProxySettings, issuer: LeafIssuer, policy: Policy, *, reuse_port: bool) -> None:
     sink: JsonLinesSink | None = open_sink(settings.access_log) if settings.access_log else None
 
     async def main() -> None:
         server = ProxyServer(settings, issuer, policy, sink=sink, reuse_port=reuse_port)
         await server.start()
+        live = _live_config(settings, server)
+        refresher = asyncio.get_running_loop().create_task(live.run()) if live else None
         if not reuse_port:
             print(f"tlsgate proxy: listening on {settings.host}:{server.port}", file=sys.stderr, flush=True)
         stop = asyncio.Event()
@@ -82,6 +106,8 @@ def _serve(settings: ProxySettings, issuer: LeafIssuer, policy: Policy, *, reuse
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
+        if refresher is not None:
+            refresher.cancel()
         await server.drain()
 
     try:

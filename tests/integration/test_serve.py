@@ -1,0 +1,119 @@
+"""``tlsgate serve``: the whole gateway as a user starts it — proxy, portal, live CA and policy changes, shutdown."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from badssl import Origin, make_ca, make_leaf, server_context
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from proxy_fixtures import free_port
+
+from tlsgate.store import open_store
+from tlsgate.store.models import DoNotInspectHost
+
+pytestmark = pytest.mark.integration
+
+
+def served_leaf(proxy_port: int, host: str, port: int, trusted: Path) -> x509.Certificate:
+    """CONNECT through the proxy and finish a TLS handshake that trusts only ``trusted``."""
+    with socket.create_connection(("127.0.0.1", proxy_port), timeout=10) as raw:
+        raw.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+        assert raw.recv(4096).startswith(b"HTTP/1.1 200")
+        context = ssl.create_default_context(cafile=str(trusted))
+        with context.wrap_socket(raw, server_hostname=host) as tls:
+            der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
+
+
+def wait_until(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except (OSError, httpx.HTTPError, ssl.SSLError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting")
+
+
+def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True, check=False, timeout=30)
+
+
+def test_serve_runs_the_whole_gateway(tmp_path: Path) -> None:
+    public_root = make_ca("serve test public root")
+    leaf = make_leaf(["localhost"], public_root)
+    origin = Origin("serve-origin", server_context([leaf.cert, public_root.cert], leaf.key))
+    upstream_ca = tmp_path / "public-root.pem"
+    upstream_ca.write_bytes(public_root.cert.public_bytes(Encoding.PEM))
+    data = tmp_path / "data"
+    cli = [sys.executable, "-m", "tlsgate", "--data-dir", str(data)]
+    subprocess.run([*cli, "ca", "init", "--days", "30"], check=True, capture_output=True, timeout=60)
+    proxy_port, portal_port = free_port(), free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        serve = subprocess.Popen(
+            [*cli, "serve", "--proxy-listen", f"127.0.0.1:{proxy_port}", "--portal-listen", f"127.0.0.1:{portal_port}",
+             "--upstream-ca", str(upstream_ca)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    portal = f"http://127.0.0.1:{portal_port}"
+    root_file = data / "tlsgate-root.pem"
+    try:
+        wait_until(lambda: httpx.get(f"{portal}/api/v1/ca", timeout=2).status_code == 200)
+        wait_until(lambda: curl("-o", "/dev/null", f"http://127.0.0.1:{proxy_port}/").returncode == 0)
+        printed = log.read_text()
+        assert f"http://127.0.0.1:{proxy_port}" in printed
+        assert str(root_file) in printed
+        assert "one-time password" in printed
+
+        # HTTPS through the proxy, trusting only the root that serve pointed at.
+        url = f"https://localhost:{origin.port}/hello"
+        result = curl("-x", f"http://127.0.0.1:{proxy_port}", "--cacert", str(root_file), url)
+        assert result.stdout == b"hello from serve-origin /hello", result.stderr
+        # The portal hands out the very same root.
+        assert httpx.get(f"{portal}/api/v1/ca/certificates?format=pem").content == root_file.read_bytes()
+
+        # Renewed in place while running: new leaves come from the renewed version, no restart.
+        before = served_leaf(proxy_port, "localhost", origin.port, root_file)
+        assert before.not_valid_after_utc <= datetime.now(UTC) + timedelta(days=31)  # bounded by the 30-day root
+        subprocess.run([*cli, "ca", "renew", "--days", "3650"], check=True, capture_output=True, timeout=60)
+        wait_until(
+            lambda: (
+                served_leaf(proxy_port, "127.0.0.1", origin.port, root_file).not_valid_after_utc.year
+                > before.not_valid_after_utc.year
+            ),
+            15,
+        )
+
+        # A host added to the do-not-inspect list in the portal's database is spliced from then on.
+        store = open_store(f"sqlite:///{data / 'tlsgate.db'}")
+        with store.sessions() as session:
+            session.add(DoNotInspectHost(host="localhost", created_at=datetime.now(UTC), created_by="test"))
+            session.commit()
+        wait_until(
+            lambda: curl("-x", f"http://127.0.0.1:{proxy_port}", "--cacert", str(upstream_ca), url).returncode == 0
+        )
+        bypassed = served_leaf(proxy_port, "localhost", origin.port, upstream_ca)
+        assert bypassed == leaf.cert  # the client sees the origin's own certificate
+
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=60) == 0
+        assert curl(f"http://127.0.0.1:{proxy_port}/").returncode != 0  # the proxy is gone with it
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+        origin.close()
