@@ -46,3 +46,21 @@ def test_admin_create_and_reset(tmp_path: Path, database_url: str, monkeypatch: 
         assert not admin.must_change_password
         assert {e.action for e in session.query(AuditEntry)} == {"admin.create", "admin.reset-password"}
     store.dispose()
+
+
+def test_the_cli_default_portal_address_is_the_portals() -> None:
+    from tlsgate.cli.portal import DEFAULT_PORTAL_LISTEN
+    from tlsgate.portal.settings import DEFAULT_LISTEN
+
+    assert DEFAULT_PORTAL_LISTEN == DEFAULT_LISTEN
+
+
+def test_the_proxy_command_does_not_load_the_portal_or_the_store() -> None:
+    """A proxy worker stays small: FastAPI, SQLAlchemy and httpx are loaded only by the commands that use them."""
+    import subprocess
+    import sys
+
+    code = "import sys, tlsgate.cli.main, tlsgate.proxy.workers; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    for heavy in ("fastapi", "sqlalchemy", "alembic", "httpx", "starlette", "jinja2"):
+        assert f"'{heavy}'" not in loaded

@@ -7,20 +7,23 @@ import random
 import socket
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from cryptography import x509
 from rich.table import Table
 
 from tlsgate import __version__
-from tlsgate.agent import Agent, EndpointStatus, StoreChange, accept_ca_set, service
-from tlsgate.agent.portal import PortalClient
+from tlsgate.agent import Agent, EndpointStatus, StoreChange, accept_ca_set
 from tlsgate.agent.state import AgentFiles, AgentState
 from tlsgate.cli.context import AppContext, print_json
 from tlsgate.clock import system_clock
 from tlsgate.errors import ConfigError, TlsgateError, TrustStoreError
 from tlsgate.trust import CAIdentityRef, DebianStore, RhelStore, TrustStore, discover_stores, parse_pem_bundle
+
+if TYPE_CHECKING:  # the portal client (httpx) is imported only by the commands that talk to the portal
+    from tlsgate.agent.portal import PortalClient
+    from tlsgate.agent.service import SyncReport
 
 __all__ = ["app"]
 
@@ -193,6 +196,8 @@ def _report_changes(
 
 
 def _client(url: str, portal_ca: Path | None) -> PortalClient:
+    from tlsgate.agent.portal import PortalClient
+
     return PortalClient(url, portal_ca=portal_ca)
 
 
@@ -221,6 +226,8 @@ def enroll(
         raise ConfigError(f"already enrolled (state in {_files(ctx).directory}); remove it to enroll again")
     client = _client(portal, portal_ca)
     try:
+        from tlsgate.agent import service
+
         state = service.enroll(
             _files(ctx),
             client,
@@ -299,10 +306,12 @@ def run(
 
 def _sync_once(
     ctx: typer.Context, root: Path, home: list[Path] | None, store: list[str] | None, *, dry_run: bool
-) -> service.SyncReport:
+) -> SyncReport:
     state = _enrolled(ctx)
     client = _client(state.portal_url or "", Path(state.portal_ca) if state.portal_ca else None)
     try:
+        from tlsgate.agent import service
+
         return service.sync(
             _files(ctx),
             state,
@@ -316,7 +325,7 @@ def _sync_once(
         client.close()
 
 
-def _print_sync(ctx: typer.Context, report: service.SyncReport, *, dry_run: bool, as_json: bool) -> None:
+def _print_sync(ctx: typer.Context, report: SyncReport, *, dry_run: bool, as_json: bool) -> None:
     if as_json:
         print_json(
             {

@@ -9,11 +9,14 @@ import typer
 
 from tlsgate.cli.context import AppContext
 from tlsgate.errors import ConfigError
-from tlsgate.portal.security import check_new_password, create_admin, generate_password, set_password
-from tlsgate.portal.settings import DEFAULT_LISTEN, PortalSettings, parse_listen
-from tlsgate.store import AdminAccount, default_database_url, open_store, record_audit
 
-__all__ = ["admin_app", "portal"]
+# The portal and the store (FastAPI, SQLAlchemy, Alembic) are imported inside the commands that
+# use them: every tlsgate process imports this module, and a proxy worker must stay small.
+
+__all__ = ["DEFAULT_PORTAL_LISTEN", "admin_app", "portal"]
+
+#: the same as ``tlsgate.portal.settings.DEFAULT_LISTEN`` (a test keeps them equal)
+DEFAULT_PORTAL_LISTEN = "127.0.0.1:8180"
 
 DatabaseOption = Annotated[
     str | None,
@@ -35,19 +38,22 @@ def _ctx(ctx: typer.Context) -> AppContext:
 
 
 def _url(ctx: typer.Context, database_url: str | None) -> str:
+    from tlsgate.store import default_database_url
+
     return database_url or default_database_url(_ctx(ctx).data_dir)
 
 
 def portal(
     ctx: typer.Context,
-    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to listen on.")] = DEFAULT_LISTEN,
+    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to listen on.")] = DEFAULT_PORTAL_LISTEN,
     database_url: DatabaseOption = None,
 ) -> None:
     """Run the admin portal and JSON API (migrates the database; the first start prints the admin's password)."""
+    from tlsgate.portal.server import build_portal_server
+    from tlsgate.portal.settings import PortalSettings, parse_listen
+
     host, port = parse_listen(listen)
     settings = PortalSettings(data_dir=_ctx(ctx).data_dir, database_url=database_url, host=host, port=port)
-    from tlsgate.portal.server import build_portal_server
-
     server = build_portal_server(settings)
     _ctx(ctx).err.print(f"Portal on {settings.base_url}/  ·  API {settings.base_url}/api/v1/docs")
     _ctx(ctx).err.print(f"Root certificate to trust: {settings.base_url}/api/v1/ca/certificates?format=pem")
@@ -56,6 +62,8 @@ def portal(
 
 def _password(from_env: str | None) -> tuple[str, bool]:
     """The password to set and whether it was generated (then it is one-time: must be changed at sign-in)."""
+    from tlsgate.portal.security import check_new_password, generate_password
+
     if from_env is None:
         return generate_password(), True
     value = os.environ.get(from_env)
@@ -82,6 +90,9 @@ def admin_create(
 ) -> None:
     """Create an admin account; prints a one-time password unless --password-env is given."""
     from sqlalchemy import select
+
+    from tlsgate.portal.security import create_admin
+    from tlsgate.store import AdminAccount, open_store, record_audit
 
     name = username.strip().casefold()
     if not name or len(name) > 64:
@@ -113,6 +124,8 @@ def admin_reset_password(
     from sqlalchemy import select
 
     from tlsgate.clock import system_clock
+    from tlsgate.portal.security import set_password
+    from tlsgate.store import AdminAccount, open_store, record_audit
 
     name = username.strip().casefold()
     password, generated = _password(password_env)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tlsgate.cli.context import AppContext
-from tlsgate.proxy import load_settings, run_proxy
+from tlsgate.proxy.config import load_settings
 
 __all__ = ["proxy"]
 
@@ -57,4 +57,6 @@ def proxy(
         database_url=database_url,
         ca_dir=app_ctx.ca_dir,
     )
+    from tlsgate.proxy.workers import run_proxy  # uvloop and the server: only when the proxy runs
+
     run_proxy(settings)

@@ -12,10 +12,8 @@ import typer
 from tlsgate.ca import CertificateAuthority, ExportFormat, export_certificates
 from tlsgate.cli.ca import write_file
 from tlsgate.cli.context import AppContext
-from tlsgate.portal.settings import DEFAULT_LISTEN as PORTAL_LISTEN
-from tlsgate.portal.settings import parse_listen as parse_portal_listen
-from tlsgate.proxy import DEFAULT_WORKERS, parse_listen
-from tlsgate.store import default_database_url, open_store
+from tlsgate.cli.portal import DEFAULT_PORTAL_LISTEN
+from tlsgate.proxy.config import DEFAULT_WORKERS, parse_listen
 from tlsgate.supervisor import Child, Supervisor
 
 __all__ = ["serve"]
@@ -24,7 +22,9 @@ __all__ = ["serve"]
 def serve(
     ctx: typer.Context,
     proxy_listen: Annotated[str, typer.Option("--proxy-listen", help="HOST:PORT of the proxy.")] = "127.0.0.1:3128",
-    portal_listen: Annotated[str, typer.Option("--portal-listen", help="HOST:PORT of the portal.")] = PORTAL_LISTEN,
+    portal_listen: Annotated[
+        str, typer.Option("--portal-listen", help="HOST:PORT of the portal.")
+    ] = DEFAULT_PORTAL_LISTEN,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -43,6 +43,9 @@ def serve(
     ] = None,
 ) -> None:
     """Run the gateway: the intercepting proxy, the portal and the expiry notifier, until SIGTERM."""
+    from tlsgate.portal.settings import parse_listen as parse_portal_listen
+    from tlsgate.store import default_database_url, open_store
+
     app_ctx: AppContext = ctx.obj
     data_dir = app_ctx.data_dir
     parse_listen(proxy_listen)  # bad listen addresses are refused here, before anything starts

@@ -24,7 +24,6 @@ from tlsgate.proxy.config import ProxySettings
 from tlsgate.proxy.refresh import LiveConfig
 from tlsgate.proxy.server import ProxyServer
 from tlsgate.proxy.upstream import upstream_context
-from tlsgate.store import load_do_not_inspect_hosts, open_store
 
 __all__ = ["run_proxy"]
 
@@ -76,6 +75,9 @@ def _live_config(settings: ProxySettings, server: ProxyServer) -> LiveConfig | N
         return None
     stored = None
     if settings.database_url:
+        # Imported only when a database is configured: SQLAlchemy costs a proxy worker ~25 MiB.
+        from tlsgate.store import load_do_not_inspect_hosts, open_store  # noqa: PLC0415
+
         store = open_store(settings.database_url, run_migrations=False)  # the portal owns migrations
 
         def stored() -> tuple[str, ...]:
