@@ -1,11 +1,11 @@
-"""Shared fixtures: CA factories, a movable clock, the real ``tlsgate`` command."""
+"""Shared fixtures: CA factories, a movable clock, the real ``tlsgate`` command, the store on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from tlsgate.ca import CertificateAuthority
+from tlsgate.store import Store, open_store
+from tlsgate.store.testing import postgres_server
 
 
 @dataclass
@@ -68,3 +70,22 @@ def tlsgate(tmp_path: Path) -> Callable[..., CliResult]:
 
     run.data_dir = data_dir  # type: ignore[attr-defined]
     return run
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each store test runs twice: on SQLite, and on a real PostgreSQL (see :mod:`tlsgate.store.testing`)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tlsgate.db'}"
+        return
+    server = postgres_server()
+    url = server.create_database()
+    yield url
+    server.drop_database(url)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    opened = open_store(database_url)
+    yield opened
+    opened.dispose()

@@ -122,3 +122,29 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def chromium(home: Path, proxy: ProxyThread, url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--proxy-server=http://127.0.0.1:{proxy.port}",
+            "--host-resolver-rules=MAP *.test 127.0.0.1",
+            f"--user-data-dir={home / 'profile'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            url,
+        ],
+        env={**os.environ, "HOME": str(home)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=90,
+    )

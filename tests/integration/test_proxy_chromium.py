@@ -3,39 +3,15 @@ an HTTPS page from a local origin loads with no certificate error."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 from badssl import BadSSL
-from proxy_fixtures import ProxyThread, badssl, issuer, proxy, tlsgate_ca
+from proxy_fixtures import ProxyThread, badssl, chromium, issuer, proxy, tlsgate_ca
 
 pytestmark = pytest.mark.integration
 __all__ = ["badssl", "issuer", "proxy", "tlsgate_ca"]
-
-
-def chromium(home: Path, proxy: ProxyThread, url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            f"--proxy-server=http://127.0.0.1:{proxy.port}",
-            "--host-resolver-rules=MAP *.test 127.0.0.1",
-            f"--user-data-dir={home / 'profile'}",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-            url,
-        ],
-        env={**os.environ, "HOME": str(home)},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=90,
-    )
 
 
 @pytest.fixture

@@ -18,9 +18,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from proxy_fixtures import free_port
 
-from tlsgate.store import open_store
-from tlsgate.store.models import DoNotInspectHost
-
 pytestmark = pytest.mark.integration
 
 
@@ -69,10 +66,13 @@ def test_serve_runs_the_whole_gateway(tmp_path: Path) -> None:
              "--upstream-ca", str(upstream_ca)],
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    portal = f"http://127.0.0.1:{portal_port}"
+    portal = f"https://127.0.0.1:{portal_port}"
     root_file = data / "tlsgate-root.pem"
     try:
-        wait_until(lambda: httpx.get(f"{portal}/api/v1/ca", timeout=2).status_code == 200)
+        # The portal speaks HTTPS with a certificate from the gateway's own CA.
+        wait_until(root_file.exists)
+        trust = ssl.create_default_context(cafile=str(root_file))
+        wait_until(lambda: httpx.get(f"{portal}/api/v1/ca", timeout=2, verify=trust).status_code == 200)
         wait_until(lambda: curl("-o", "/dev/null", f"http://127.0.0.1:{proxy_port}/").returncode == 0)
         printed = log.read_text()
         assert f"http://127.0.0.1:{proxy_port}" in printed
@@ -84,7 +84,8 @@ def test_serve_runs_the_whole_gateway(tmp_path: Path) -> None:
         result = curl("-x", f"http://127.0.0.1:{proxy_port}", "--cacert", str(root_file), url)
         assert result.stdout == b"hello from serve-origin /hello", result.stderr
         # The portal hands out the very same root.
-        assert httpx.get(f"{portal}/api/v1/ca/certificates?format=pem").content == root_file.read_bytes()
+        served_root = httpx.get(f"{portal}/api/v1/ca/certificates?format=pem", verify=trust).content
+        assert served_root == root_file.read_bytes()
 
         # Renewed in place while running: new leaves come from the renewed version, no restart.
         before = served_leaf(proxy_port, "localhost", origin.port, root_file)
@@ -98,16 +99,40 @@ def test_serve_runs_the_whole_gateway(tmp_path: Path) -> None:
             15,
         )
 
-        # A host added to the do-not-inspect list in the portal's database is spliced from then on.
-        store = open_store(f"sqlite:///{data / 'tlsgate.db'}")
-        with store.sessions() as session:
-            session.add(DoNotInspectHost(host="localhost", created_at=datetime.now(UTC), created_by="test"))
-            session.commit()
+        # An admin automates through the API with a token issued on the command line.
+        api_token = subprocess.run(
+            [*cli, "admin", "token", "create", "api", "test-automation"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        admin = {"Authorization": f"Bearer {api_token}"}
+
+        # A host put on the do-not-inspect list through the API is spliced from then on, no restart.
+        listed = httpx.put(
+            f"{portal}/api/v1/do-not-inspect", json={"hosts": ["localhost"]}, headers=admin, verify=trust
+        )
+        assert listed.status_code == 200, listed.text
         wait_until(
             lambda: curl("-x", f"http://127.0.0.1:{proxy_port}", "--cacert", str(upstream_ca), url).returncode == 0
         )
         bypassed = served_leaf(proxy_port, "localhost", origin.port, upstream_ca)
         assert bypassed == leaf.cert  # the client sees the origin's own certificate
+
+        # An endpoint enrolls over verified HTTPS, syncs its stores, and the portal sees it ready.
+        enroll_token = subprocess.run(
+            [*cli, "admin", "token", "create", "enrollment", "laptops"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        agent = [sys.executable, "-m", "tlsgate", "--data-dir", str(tmp_path / "endpoint")]
+        stores = ["--root", str(tmp_path / "endpoint-root"), "--home", str(tmp_path / "endpoint-home"),
+                  "--store", "debian", "--store", "nss"]  # fmt: skip
+        enrolled = subprocess.run(
+            [*agent, "agent", "enroll", "--portal", portal, "--token", enroll_token, "--portal-ca", str(root_file)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert enrolled.returncode == 0, enrolled.stderr
+        synced = subprocess.run([*agent, "agent", "sync", *stores], capture_output=True, text=True, timeout=120)
+        assert synced.returncode == 0, synced.stderr
+        assert "Portal verdict: ready" in synced.stdout
+        endpoints = httpx.get(f"{portal}/api/v1/endpoints", headers=admin, verify=trust).json()
+        assert [(e["state"], len(e["trusts"]) > 0) for e in endpoints] == [("ready", True)]
 
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=60) == 0

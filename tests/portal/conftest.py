@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from tlsgate.ca import CertificateAuthority
 from tlsgate.portal import PortalSettings, create_app
 from tlsgate.store import Store, open_store
-from tlsgate.store.testing import postgres_server
 
 PASSWORD = "correct horse battery staple"
 
@@ -28,17 +27,6 @@ class Clock:
 
     def advance(self, **kwargs: float) -> None:
         self.now += timedelta(**kwargs)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'tlsgate.db'}"
-        return
-    server = postgres_server()
-    url = server.create_database()
-    yield url
-    server.drop_database(url)
 
 
 @dataclass

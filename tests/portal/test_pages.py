@@ -5,7 +5,8 @@ from sqlalchemy import select
 
 from conftest import PASSWORD, Portal, PortalFactory, csrf_of
 from tlsgate.ca import ExportFormat, export_certificates, exported_versions
-from tlsgate.store import AuditEntry, CAVersionRecord, do_not_inspect_hosts
+from tlsgate.store import AuditEntry, CAVersionRecord, Notification, do_not_inspect_hosts
+from tlsgate.trust import artifacts
 
 
 def _audit(portal: Portal) -> list[AuditEntry]:
@@ -51,6 +52,38 @@ def test_downloads_are_the_cli_export(portal: Portal, name: str, fmt: ExportForm
     assert response.content == expected
     assert "attachment" in response.headers["content-disposition"]
     assert b"PRIVATE" not in response.content
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [("install.ps1", "ps1"), ("install-macos.sh", "macos.sh"), ("tlsgate.mobileconfig", "mobileconfig"),
+     ("policies.json", "firefox-policies.json")],
+)  # fmt: skip
+def test_installers_are_offered_beside_the_root(portal: Portal, name: str, fmt: str) -> None:
+    token = portal.sign_in()
+    portal.client.post("/policy/tls/renew", data={"csrf_token": token, "confirm": "yes", "days": "7300"})
+    page = portal.client.get("/policy/tls").text
+    assert f'href="/policy/tls/download/{name}"' in page
+    response = portal.client.get(f"/policy/tls/download/{name}")
+    certs = tuple(v.cert for v in exported_versions(portal.ca, portal.clock(), all_versions=True))
+    assert len(certs) == 2
+    assert response.content == artifacts.INSTALLERS[fmt](certs)
+
+
+def test_the_certificate_page_shows_the_communications_history(portal: Portal) -> None:
+    portal.sign_in()
+    with portal.store.session() as session:
+        session.add(
+            Notification(
+                plan_item="abc@20270101T000000Z/reminder-1-week", channel="email", recipient="secops@example.test",
+                state="failed", attempts=1, created_at=portal.clock(), sent_at=None, last_error="SMTP 451 try later",
+                plan_key="abc@20270101T000000Z", subject="[tlsgate] ACTION REQUIRED: …",
+            )
+        )  # fmt: skip
+    page = portal.client.get("/policy/tls").text
+    assert "reminder-1-week" in page
+    assert "secops@example.test" in page
+    assert "SMTP 451 try later" in page
 
 
 def test_download_needs_sign_in(portal: Portal) -> None:

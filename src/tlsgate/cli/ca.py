@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from cryptography import x509
 from rich.table import Table
 
 from tlsgate.ca import (
@@ -169,13 +167,13 @@ def export(
     versions = exported_versions(ca, ca.clock(), all_versions=all_versions)
     certs = tuple(v.cert for v in versions)
     kind = fmt.strip().lower()
-    if kind in _INSTALLERS:
-        data = _INSTALLERS[kind](certs)
+    if kind in artifacts.INSTALLERS:
+        data = artifacts.INSTALLERS[kind](certs)
     else:
         try:
             data = export_certificates(certs, ExportFormat(kind))
         except ValueError:
-            choices = ", ".join([*(f.value for f in ExportFormat), *_INSTALLERS])
+            choices = ", ".join([*(f.value for f in ExportFormat), *artifacts.INSTALLERS])
             raise ConfigError(f"unknown export format {fmt!r} (choose one of: {choices})") from None
     if output is None:
         if kind in ("der", "p7b") and sys.stdout.isatty():
@@ -249,14 +247,6 @@ def verify(ctx: typer.Context, as_json: JsonOption = False) -> None:
         _ctx(ctx).out.print(table)
     if failed:
         raise CAError(f"CA self-check failed: {failed[0].name}: {failed[0].detail}")
-
-
-_INSTALLERS: dict[str, Callable[[tuple[x509.Certificate, ...]], bytes]] = {
-    "ps1": lambda certs: artifacts.windows_powershell(certs).encode(),
-    "macos.sh": lambda certs: artifacts.macos_shell(certs).encode(),
-    "mobileconfig": artifacts.apple_mobileconfig,
-    "firefox-policies.json": lambda certs: artifacts.firefox_policies(certs).encode(),
-}
 
 
 def _describe(ca: CertificateAuthority) -> dict[str, object]:

@@ -23,11 +23,11 @@ class AppContext:
 
     @property
     def out(self) -> Console:
-        return Console(highlight=False)
+        return Console(highlight=False, soft_wrap=True)  # lines people copy (paths, URLs) are never broken
 
     @property
     def err(self) -> Console:
-        return Console(stderr=True, highlight=False)
+        return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

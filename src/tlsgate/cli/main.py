@@ -16,6 +16,7 @@ import typer
 from tlsgate import __version__
 from tlsgate.cli import agent as agent_commands
 from tlsgate.cli import ca as ca_commands
+from tlsgate.cli import notify as notify_commands
 from tlsgate.cli import portal as portal_commands
 from tlsgate.cli import proxy as proxy_commands
 from tlsgate.cli import serve as serve_commands
@@ -37,6 +38,7 @@ app.command("portal")(portal_commands.portal)
 app.command("proxy")(proxy_commands.proxy)
 app.command("serve")(serve_commands.serve)
 app.add_typer(portal_commands.admin_app, name="admin")
+app.add_typer(notify_commands.app, name="notify")
 
 
 def default_data_dir() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -47,17 +48,64 @@ def portal(
     ctx: typer.Context,
     listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to listen on.")] = DEFAULT_PORTAL_LISTEN,
     database_url: DatabaseOption = None,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls/--no-tls",
+            help="Serve HTTPS with a certificate from the interception CA (agents only talk HTTPS).",
+        ),
+    ] = False,
+    tls_name: Annotated[
+        list[str] | None, typer.Option("--tls-name", help="Extra host names for the portal's certificate.")
+    ] = None,
 ) -> None:
     """Run the admin portal and JSON API (migrates the database; the first start prints the admin's password)."""
     from tlsgate.portal.server import build_portal_server
     from tlsgate.portal.settings import PortalSettings, parse_listen
 
     host, port = parse_listen(listen)
-    settings = PortalSettings(data_dir=_ctx(ctx).data_dir, database_url=database_url, host=host, port=port)
+    cert = key = None
+    if tls:
+        cert, key = portal_certificate(_ctx(ctx).data_dir, [host, *(tls_name or [])])
+    settings = PortalSettings(
+        data_dir=_ctx(ctx).data_dir,
+        database_url=database_url,
+        host=host,
+        port=port,
+        tls_cert=cert,
+        tls_key=key,
+        secure_cookies=tls,
+    )
     server = build_portal_server(settings)
     _ctx(ctx).err.print(f"Portal on {settings.base_url}/  ·  API {settings.base_url}/api/v1/docs")
     _ctx(ctx).err.print(f"Root certificate to trust: {settings.base_url}/api/v1/ca/certificates?format=pem")
     server.run()
+
+
+def portal_certificate(data_dir: Path, names: list[str]) -> tuple[Path, Path]:
+    """The portal's TLS certificate, minted by the interception CA at each start (so it never runs out).
+
+    Endpoints that trust the interception root (or are enrolled with ``--portal-ca`` pointing at
+    it) verify the portal with it. The key is written 0600 next to the certificate.
+    """
+    import socket
+
+    from tlsgate.ca import CertificateAuthority, LeafIssuer, normalize_host
+    from tlsgate.cli.ca import write_file
+
+    wanted = [n for n in names if n not in ("0.0.0.0", "::")]  # noqa: S104 - filtered out, not bound
+    if len(wanted) < len(names) or not wanted:
+        wanted += ["localhost", "127.0.0.1", socket.gethostname()]
+    ca = CertificateAuthority.load(data_dir / "ca")
+    leaf = LeafIssuer(ca.issuing_material(), clock=ca.clock).mint(
+        tuple(dict.fromkeys(normalize_host(n) for n in wanted))
+    )
+    directory = data_dir / "portal-tls"
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    write_file(key, leaf.key_pem(), private=True)
+    write_file(cert, leaf.chain_pem, private=False)
+    return cert, key
 
 
 def _password(from_env: str | None) -> tuple[str, bool]:
@@ -148,3 +196,46 @@ def _report(ctx: typer.Context, name: str, password: str | None, verb: str) -> N
     if password is not None:
         typer.echo(f"One-time password: {password}")
         _ctx(ctx).err.print("It is shown only now; it must be changed at the first sign-in.")
+
+
+token_app = typer.Typer(help="API and enrollment tokens (the secret is printed once).", no_args_is_help=True)
+admin_app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Argument(help="api (admin automation) or enrollment (for agents).")],
+    name: Annotated[str, typer.Argument(help="What the token is for, e.g. 'laptops' or 'ci'.")],
+    expires_days: Annotated[int | None, typer.Option("--expires-days", min=1, max=3650)] = None,
+    max_uses: Annotated[int | None, typer.Option("--max-uses", min=1, help="Enrollment tokens only.")] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Issue a token; its secret is printed once on stdout (only its hash is stored)."""
+    from datetime import timedelta
+
+    from tlsgate.clock import system_clock
+    from tlsgate.portal.tokens import issue_api_token, issue_enrollment_token
+    from tlsgate.store import open_store, record_audit
+
+    if kind not in ("api", "enrollment"):
+        raise ConfigError(f"unknown token kind {kind!r} (choose api or enrollment)")
+    if max_uses is not None and kind != "enrollment":
+        raise ConfigError("--max-uses applies to enrollment tokens only")
+    label = name.strip()
+    if not label or len(label) > 128:
+        raise ConfigError("the token name must be 1 to 128 characters")
+    now = system_clock()
+    expires_at = now + timedelta(days=expires_days) if expires_days else None
+    store = open_store(_url(ctx, database_url))
+    try:
+        with store.session() as session:
+            if kind == "api":
+                secret, _ = issue_api_token(session, label, "cli", now, expires_at)
+            else:
+                secret, _ = issue_enrollment_token(session, label, "cli", now, expires_at, max_uses)
+            record_audit(session, at=now, actor="cli", action=f"token.{kind}.create", target=label, source="cli")
+    finally:
+        store.dispose()
+    _ctx(ctx).err.print(f"Created the {kind} token [bold]{label}[/]; its secret is shown only now:")
+    typer.echo(secret)

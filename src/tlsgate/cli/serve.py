@@ -13,6 +13,7 @@ from tlsgate.ca import CertificateAuthority, ExportFormat, export_certificates
 from tlsgate.cli.ca import write_file
 from tlsgate.cli.context import AppContext
 from tlsgate.cli.portal import DEFAULT_PORTAL_LISTEN
+from tlsgate.errors import ConfigError
 from tlsgate.proxy.config import DEFAULT_WORKERS, parse_listen
 from tlsgate.supervisor import Child, Supervisor
 
@@ -41,8 +42,21 @@ def serve(
     access_log: Annotated[
         str | None, typer.Option("--access-log", help="Access events (JSON lines): FILE or -.")
     ] = None,
+    notify_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--notify-config", exists=True, dir_okay=False, help="TOML with the [notify] recipients and plan."
+        ),
+    ] = None,
+    notify_every: Annotated[float, typer.Option("--notify-every", help="Seconds between notifier passes.")] = 300.0,
+    portal_tls: Annotated[
+        bool,
+        typer.Option("--portal-tls/--portal-plain-http", help="HTTPS for the portal (agents only talk HTTPS)."),
+    ] = True,
 ) -> None:
     """Run the gateway: the intercepting proxy, the portal and the expiry notifier, until SIGTERM."""
+    if notify_every <= 0:
+        raise ConfigError("--notify-every must be positive")
     from tlsgate.portal.settings import parse_listen as parse_portal_listen
     from tlsgate.store import default_database_url, open_store
 
@@ -66,15 +80,22 @@ def serve(
         proxy_argv += ["--upstream-ca", str(upstream_ca)]
     if access_log is not None:
         proxy_argv += ["--access-log", access_log]
+    notify_argv = [*base, "notify", "run", "--every", str(notify_every), "--database-url", url]
+    if notify_config is not None:
+        notify_argv += ["--config", str(notify_config)]
     children = [
         Child("proxy", tuple(proxy_argv)),
-        Child("portal", (*base, "portal", "--listen", portal_listen, "--database-url", url)),
+        Child(
+            "portal",
+            (*base, "portal", "--listen", portal_listen, "--database-url", url, "--tls" if portal_tls else "--no-tls"),
+        ),
+        Child("notifier", tuple(notify_argv)),
     ]
 
     host, port = parse_portal_listen(portal_listen)
     lines = [
         ("proxy", f"http://{proxy_listen}  (explicit proxy for HTTP and HTTPS)"),
-        ("portal", f"http://{host}:{port}/"),
+        ("portal", f"{'https' if portal_tls else 'http'}://{host}:{port}/"),
         ("root CA to trust", f"{root_file}  (SHA-256 {ca.root.current.sha256})"),
         ("database", url.split("@")[-1]),  # never print a password from the URL
         ("try it", f"curl -x http://{proxy_listen} --cacert {root_file} https://example.com/"),

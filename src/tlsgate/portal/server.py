@@ -25,5 +25,7 @@ def build_portal_server(
         proxy_headers=False,
         server_header=False,
         lifespan="off",
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
     )
     return uvicorn.Server(config)

@@ -16,6 +16,7 @@ from tlsgate.errors import CANotFoundError
 from tlsgate.portal.readiness import Assessment, Readiness, RootFacts, TrustedCert, assess, parse_trusted, same_identity
 from tlsgate.portal.settings import PortalSettings
 from tlsgate.store import CAVersionRecord, Endpoint, sync_ca_versions
+from tlsgate.trust.artifacts import INSTALLERS
 
 __all__ = [
     "DOWNLOADS",
@@ -37,14 +38,18 @@ __all__ = [
 class Download:
     name: str
     label: str
-    fmt: ExportFormat
+    fmt: str  # an ExportFormat value, or an installer name from tlsgate.trust.artifacts.INSTALLERS
     all_versions: bool
     filename: str
     media_type: str
 
     @property
     def cli(self) -> str:
-        return f"tlsgate ca export --format {self.fmt.value}{' --all-versions' if self.all_versions else ''}"
+        return f"tlsgate ca export --format {self.fmt}{' --all-versions' if self.all_versions else ''}"
+
+    @property
+    def installer(self) -> bool:
+        return self.fmt in INSTALLERS
 
 
 DOWNLOADS: dict[str, Download] = {
@@ -68,6 +73,22 @@ DOWNLOADS: dict[str, Download] = {
             "tlsgate-roots.p7b",
             "application/x-pkcs7-certificates",
         ),
+        # Installers for endpoints without the agent (GPO, MDM, scripts): every valid version.
+        Download("install.ps1", "Windows (PowerShell)", "ps1", True, "install-tlsgate-root.ps1", "text/plain"),
+        Download(
+            "install-macos.sh", "macOS (shell)", "macos.sh", True, "install-tlsgate-root.sh", "text/x-shellscript"
+        ),
+        Download(
+            "tlsgate.mobileconfig",
+            "Apple profile (.mobileconfig)",
+            "mobileconfig",
+            True,
+            "tlsgate.mobileconfig",
+            "application/x-apple-aspen-config",
+        ),
+        Download(
+            "policies.json", "Firefox policies.json", "firefox-policies.json", True, "policies.json", "application/json"
+        ),
     )
 }
 
@@ -89,8 +110,10 @@ def synced_ca(session: Session, settings: PortalSettings) -> CertificateAuthorit
 
 def download(ca: CertificateAuthority, item: Download, now: datetime) -> bytes:
     """Byte for byte what ``tlsgate ca export`` writes for the same options."""
-    versions = exported_versions(ca, now, all_versions=item.all_versions)
-    return export_certificates(tuple(v.cert for v in versions), item.fmt)
+    certs = tuple(v.cert for v in exported_versions(ca, now, all_versions=item.all_versions))
+    if item.fmt in INSTALLERS:
+        return INSTALLERS[item.fmt](certs)
+    return export_certificates(certs, ExportFormat(item.fmt))
 
 
 def root_facts(ca: CertificateAuthority | None) -> RootFacts | None:

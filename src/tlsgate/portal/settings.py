@@ -32,6 +32,9 @@ class PortalSettings:
     lockout_failures: int = 5  # failed sign-ins in a row before a user name is locked out
     lockout_minutes: int = 15
     secure_cookies: bool = False  # set when the portal is served over HTTPS
+    #: the portal's own TLS certificate chain and key (PEM files); None serves plain HTTP
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     initial_admin: str = "admin"
     announce: Callable[[str], None] = field(default=_print, repr=False)  # where the first-start password goes
 
@@ -46,7 +49,7 @@ class PortalSettings:
     @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls_cert else 'http'}://{host}:{self.port}"
 
 
 def parse_listen(text: str) -> tuple[str, int]:

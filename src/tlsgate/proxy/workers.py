@@ -76,7 +76,7 @@ def _live_config(settings: ProxySettings, server: ProxyServer) -> LiveConfig | N
     stored = None
     if settings.database_url:
         # Imported only when a database is configured: SQLAlchemy costs a proxy worker ~25 MiB.
-        from tlsgate.store import load_do_not_inspect_hosts, open_store  # noqa: PLC0415
+        from tlsgate.store import load_do_not_inspect_hosts, open_store
 
         store = open_store(settings.database_url, run_migrations=False)  # the portal owns migrations
 

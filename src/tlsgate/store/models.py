@@ -230,11 +230,18 @@ class Notification(Base):
     plan_item: Mapped[str] = mapped_column(String(128))
     channel: Mapped[str] = mapped_column(String(32))
     recipient: Mapped[str] = mapped_column(String(320))
-    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending, sending, sent, failed
+    #: sending (claimed), sent, failed (retried at next_attempt_at), gave-up, cancelled (the plan changed),
+    #: superseded (a later item was due first), unknown (the sender died mid-send: never sent again)
+    state: Mapped[str] = mapped_column(String(16), default="sending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    plan_key: Mapped[str] = mapped_column(String(64), default="", index=True)  # root identity + expiry
+    due_at: Mapped[datetime | None]
+    last_attempt_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+    subject: Mapped[str] = mapped_column(String(300), default="")
 
 
 class AuditEntry(Base):

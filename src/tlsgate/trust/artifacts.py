@@ -18,7 +18,7 @@ import base64
 import json
 import plistlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -26,7 +26,14 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from tlsgate.trust.identity import cert_sha256, spki_sha256_of
 
-__all__ = ["apple_mobileconfig", "firefox_cert_name", "firefox_policies", "macos_shell", "windows_powershell"]
+__all__ = [
+    "INSTALLERS",
+    "apple_mobileconfig",
+    "firefox_cert_name",
+    "firefox_policies",
+    "macos_shell",
+    "windows_powershell",
+]
 
 _NAMESPACE = uuid.UUID("6f1d7f8e-7c55-4a53-9d55-7c1b1f0f7a11")
 
@@ -150,3 +157,12 @@ def firefox_policies(certs: Sequence[x509.Certificate]) -> str:
         }
     }
     return json.dumps(policy, indent=2) + "\n"
+
+
+#: every installer by its export format name (``tlsgate ca export --format NAME``, the portal's downloads)
+INSTALLERS: dict[str, Callable[[Sequence[x509.Certificate]], bytes]] = {
+    "ps1": lambda certs: windows_powershell(certs).encode(),
+    "macos.sh": lambda certs: macos_shell(certs).encode(),
+    "mobileconfig": apple_mobileconfig,
+    "firefox-policies.json": lambda certs: firefox_policies(certs).encode(),
+}

@@ -16,7 +16,14 @@ from tlsgate.portal.deps import CsrfChecked, DbSession, SettingsDep, SignedIn, c
 from tlsgate.portal.hosts import parse_host_list
 from tlsgate.portal.services import DOWNLOADS, download, fleet, load_ca, synced_ca
 from tlsgate.portal.web.render import render
-from tlsgate.store import StatusPost, do_not_inspect_hosts, record_audit, replace_do_not_inspect_hosts, sync_ca_versions
+from tlsgate.store import (
+    Notification,
+    StatusPost,
+    do_not_inspect_hosts,
+    record_audit,
+    replace_do_not_inspect_hosts,
+    sync_ca_versions,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -57,6 +64,7 @@ def tls_page(request: Request, db: DbSession, settings: SettingsDep, admin_sessi
             "fleet": fleet(db, settings, ca),
             "default_days": DEFAULT_CA_DAYS,
             "key_types": [k.value for k in KeyType],
+            "communications": db.scalars(select(Notification).order_by(Notification.id.desc()).limit(100)).all(),
         },
     )
 
