@@ -63,6 +63,9 @@ class ProxySettings:
     #: idle upstream connections kept per origin, and for how long
     pool_per_origin: int = 64
     pool_idle_timeout: float = 30.0
+    #: idle upstream connections kept across all origins: each idle TLS connection holds ~250 KiB
+    #: (the event loop's 256 KiB TLS read buffer), so browsing many hosts must not pool them all
+    pool_max_idle: int = 64
     drain_timeout: float = 30.0
     #: the store whose do-not-inspect list the proxy follows (polled; None: only ``bypass``)
     database_url: str | None = None
@@ -148,7 +151,14 @@ def _from_toml(data: dict[str, Any], path: Path) -> dict[str, Any]:
             values[key] = tuple(value)
         elif key == "upstream_ca":
             values[key] = Path(value)
-        elif key in ("workers", "access_log", "connect_without_tls", "pool_per_origin", "database_url"):
+        elif key in (
+            "workers",
+            "access_log",
+            "connect_without_tls",
+            "pool_per_origin",
+            "pool_max_idle",
+            "database_url",
+        ):
             values[key] = value
         elif key == "limits" and isinstance(value, dict):
             for name, number in value.items():

@@ -76,6 +76,7 @@ class ProxyServer:
             connect_timeout=settings.upstream_connect_timeout,
             per_origin=settings.pool_per_origin,
             idle_timeout=settings.pool_idle_timeout,
+            max_idle=settings.pool_max_idle,
             resolve=resolve,
         )
         self.resolve = resolve

@@ -161,12 +161,17 @@ class UpstreamPool:
         connect_timeout: float,
         per_origin: int = 64,
         idle_timeout: float = 30.0,
+        max_idle: int = 64,
         resolve: Callable[[str, int], tuple[str, int]] | None = None,
     ) -> None:
         self._context = context
         self._limits = limits
         self._connect_timeout = connect_timeout
         self._per_origin = per_origin
+        # Idle connections across all origins: each holds ~250 KiB (uvloop's TLS read buffer), and
+        # browsing touches many hosts once; beyond this the longest-idle one is closed.
+        self._max_idle = max_idle
+        self._idle_count = 0
         self._idle_timeout = idle_timeout
         self._idle: dict[Origin, deque[UpstreamConnection]] = {}
         self._resolve = resolve
@@ -175,6 +180,7 @@ class UpstreamPool:
         idle = self._idle.get(origin)
         while idle:
             conn = idle.pop()
+            self._idle_count -= 1
             if conn.closed or conn.transport is None or conn.transport.is_closing():
                 continue
             if now - conn.idle_since > self._idle_timeout:
@@ -210,8 +216,18 @@ class UpstreamPool:
         if len(idle) >= self._per_origin:
             conn.close()
             return
+        if self._idle_count >= self._max_idle:
+            self._evict_longest_idle()
         conn.idle_since = now
         idle.append(conn)
+        self._idle_count += 1
+
+    def _evict_longest_idle(self) -> None:
+        origin = min((o for o in self._idle if self._idle[o]), key=lambda o: self._idle[o][0].idle_since, default=None)
+        if origin is None:
+            return
+        self._idle[origin].popleft().close()
+        self._idle_count -= 1
 
     def sweep(self, now: float) -> None:
         """Close connections idle for too long (called about once a second)."""
@@ -219,6 +235,7 @@ class UpstreamPool:
             idle = self._idle[origin]
             while idle and (idle[0].closed or now - idle[0].idle_since > self._idle_timeout):
                 idle.popleft().close()
+                self._idle_count -= 1
             if not idle:
                 del self._idle[origin]
 
@@ -227,3 +244,4 @@ class UpstreamPool:
             for conn in idle:
                 conn.close()
         self._idle.clear()
+        self._idle_count = 0

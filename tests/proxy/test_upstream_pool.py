@@ -1,0 +1,69 @@
+"""The upstream pool keeps idle connections for reuse, within bounds per origin and in all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tlsgate.proxy.http1 import Limits
+from tlsgate.proxy.upstream import UpstreamPool, upstream_context
+
+
+@dataclass
+class FakeTransport:
+    closing: bool = False
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_extra_info(self, name: str) -> None:
+        return None
+
+
+@dataclass
+class FakeConn:
+    origin: tuple[str, str, int]
+    closed: bool = False
+    reused: bool = True
+    idle_since: float = 0.0
+    owner: object = None
+
+    def __post_init__(self) -> None:
+        self.transport = FakeTransport()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def pool(**kwargs: float) -> UpstreamPool:
+    return UpstreamPool(upstream_context(), limits=Limits(8192, 65536, 100), connect_timeout=5, **kwargs)  # type: ignore[arg-type]
+
+
+def test_idle_connections_are_reused_per_origin() -> None:
+    p = pool()
+    conn = FakeConn(("https", "a.test", 443))
+    p.release(conn, now=1.0)  # type: ignore[arg-type]
+    assert p.take_idle(("https", "a.test", 443), now=2.0) is conn
+    assert p.take_idle(("https", "a.test", 443), now=2.0) is None
+
+
+def test_many_origins_are_capped_by_closing_the_longest_idle() -> None:
+    p = pool(max_idle=3)
+    conns = [FakeConn(("https", f"h{i}.test", 443)) for i in range(5)]
+    for i, conn in enumerate(conns):
+        p.release(conn, now=float(i))  # type: ignore[arg-type]
+    assert [c.closed for c in conns] == [True, True, False, False, False]
+    assert p.take_idle(("https", "h4.test", 443), now=5.0) is conns[4]
+
+
+def test_idle_timeout_sweeps_and_keeps_the_count_right() -> None:
+    p = pool(max_idle=2, idle_timeout=10.0)
+    first, second = FakeConn(("https", "a.test", 443)), FakeConn(("https", "b.test", 443))
+    p.release(first, now=0.0)  # type: ignore[arg-type]
+    p.release(second, now=5.0)  # type: ignore[arg-type]
+    p.sweep(now=12.0)
+    assert first.closed
+    assert not second.closed
+    third = FakeConn(("https", "c.test", 443))
+    p.release(third, now=12.0)  # type: ignore[arg-type]
+    assert not second.closed  # room was made by the sweep, not by evicting
+    assert not third.closed
