@@ -16,7 +16,7 @@ from rich.table import Table
 from tlsgate import __version__
 from tlsgate.agent import Agent, EndpointStatus, StoreChange, accept_ca_set
 from tlsgate.agent.state import AgentFiles, AgentState
-from tlsgate.cli.context import AppContext, print_json
+from tlsgate.cli.context import app_context, print_json
 from tlsgate.clock import system_clock
 from tlsgate.errors import ConfigError, TlsgateError, TrustStoreError
 from tlsgate.trust import CAIdentityRef, DebianStore, RhelStore, TrustStore, discover_stores, parse_pem_bundle
@@ -39,13 +39,10 @@ StoreOption = Annotated[
     list[str] | None, typer.Option("--store", help="Only these kinds of store: debian, rhel, nss, java.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")]
 
 
-def _ctx(ctx: typer.Context) -> AppContext:
-    obj = ctx.obj
-    if not isinstance(obj, AppContext):
-        raise TypeError("the tlsgate root command sets the context")
-    return obj
+_ctx = app_context
 
 
 def _files(ctx: typer.Context) -> AgentFiles:
@@ -89,7 +86,7 @@ def install(
     root: RootOption = Path("/"),
     home: HomeOption = None,
     store: StoreOption = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")] = False,
+    dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Install a root without a portal (for GPO/MDM/scripts), and remove expired versions where safe."""
@@ -257,7 +254,7 @@ def sync(
     root: RootOption = Path("/"),
     home: HomeOption = None,
     store: StoreOption = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")] = False,
+    dry_run: DryRunOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Fetch the CA set, install what is missing, remove expired versions safely, check in."""

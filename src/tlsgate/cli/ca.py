@@ -24,7 +24,7 @@ from tlsgate.ca import (
     exported_versions,
     self_check,
 )
-from tlsgate.cli.context import AppContext, print_json
+from tlsgate.cli.context import app_context, print_json
 from tlsgate.errors import CAError, ConfigError
 from tlsgate.trust import artifacts
 
@@ -51,11 +51,7 @@ DaysOption = Annotated[int, typer.Option("--days", help="Validity of the new cer
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
-def _ctx(ctx: typer.Context) -> AppContext:
-    obj = ctx.obj
-    if not isinstance(obj, AppContext):
-        raise TypeError("the tlsgate root command sets the context")
-    return obj
+_ctx = app_context
 
 
 def _load(ctx: typer.Context) -> CertificateAuthority:

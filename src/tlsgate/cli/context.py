@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
-__all__ = ["AppContext", "print_json"]
+__all__ = ["AppContext", "app_context", "print_json"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,14 @@ class AppContext:
     @property
     def err(self) -> Console:
         return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def app_context(ctx: Any) -> AppContext:
+    """The AppContext the root command put on a Typer context."""
+    obj = getattr(ctx, "obj", None)
+    if not isinstance(obj, AppContext):
+        raise TypeError("the tlsgate root command sets the context")
+    return obj
 
 
 def print_json(data: Any) -> None:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from tlsgate import __version__
 from tlsgate.cli.context import AppContext, print_json
+from tlsgate.cli.portal import DatabaseOption
 from tlsgate.errors import ConfigError, TlsgateError
 
 if TYPE_CHECKING:
@@ -22,10 +23,6 @@ app = typer.Typer(help="Expiry communications: e-mail, webhooks, status page, po
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", exists=True, dir_okay=False, help="TOML file with a [notify] table.")
-]
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option("--database-url", envvar="TLSGATE_DATABASE_URL", show_default=False, help="The store's URL."),
 ]
 
 

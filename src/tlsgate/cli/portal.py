@@ -8,13 +8,13 @@ from typing import Annotated
 
 import typer
 
-from tlsgate.cli.context import AppContext
+from tlsgate.cli.context import app_context
 from tlsgate.errors import ConfigError
 
 # The portal and the store (FastAPI, SQLAlchemy, Alembic) are imported inside the commands that
 # use them: every tlsgate process imports this module, and a proxy worker must stay small.
 
-__all__ = ["DEFAULT_PORTAL_LISTEN", "admin_app", "portal"]
+__all__ = ["DEFAULT_PORTAL_LISTEN", "DatabaseOption", "admin_app", "portal", "portal_certificate"]
 
 #: the same as ``tlsgate.portal.settings.DEFAULT_LISTEN`` (a test keeps them equal)
 DEFAULT_PORTAL_LISTEN = "127.0.0.1:8180"
@@ -31,11 +31,7 @@ DatabaseOption = Annotated[
 admin_app = typer.Typer(help="Portal admin accounts.", no_args_is_help=True)
 
 
-def _ctx(ctx: typer.Context) -> AppContext:
-    obj = ctx.obj
-    if not isinstance(obj, AppContext):  # pragma: no cover - the root callback always sets it
-        raise ConfigError("internal: no application context")
-    return obj
+_ctx = app_context
 
 
 def _url(ctx: typer.Context, database_url: str | None) -> str:

@@ -12,7 +12,7 @@ import typer
 from tlsgate.ca import CertificateAuthority, ExportFormat, export_certificates
 from tlsgate.cli.ca import write_file
 from tlsgate.cli.context import AppContext
-from tlsgate.cli.portal import DEFAULT_PORTAL_LISTEN
+from tlsgate.cli.portal import DEFAULT_PORTAL_LISTEN, DatabaseOption
 from tlsgate.errors import ConfigError
 from tlsgate.proxy.config import DEFAULT_WORKERS, parse_listen
 from tlsgate.supervisor import Child, Supervisor
@@ -26,15 +26,7 @@ def serve(
     portal_listen: Annotated[
         str, typer.Option("--portal-listen", help="HOST:PORT of the portal.")
     ] = DEFAULT_PORTAL_LISTEN,
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url",
-            envvar="TLSGATE_DATABASE_URL",
-            show_default=False,
-            help="SQLAlchemy URL, e.g. postgresql://user@host/tlsgate (default: SQLite in the data directory).",
-        ),
-    ] = None,
+    database_url: DatabaseOption = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Proxy worker processes.")] = DEFAULT_WORKERS,
     upstream_ca: Annotated[
         Path | None, typer.Option("--upstream-ca", exists=True, dir_okay=False, help="Extra upstream CA (PEM).")

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -177,12 +178,9 @@ class Notifier:
         try:
             with self.store.sessions() as session:
                 session.add(
-                    _row(
-                        _item_key(message),
-                        message.channel,
+                    _message_row(
+                        message,
                         recipient,
-                        message.plan_key,
-                        message.due_at,
                         now,
                         "",
                         state=state,
@@ -202,12 +200,9 @@ class Notifier:
             try:
                 with self.store.sessions() as session:
                     session.add(
-                        _row(
-                            _item_key(message),
-                            message.channel,
+                        _message_row(
+                            message,
                             recipient,
-                            message.plan_key,
-                            message.due_at,
                             now,
                             text.subject,
                             state="sent",
@@ -229,12 +224,9 @@ class Notifier:
             return
         try:  # claim first, in its own transaction
             with self.store.sessions() as session:
-                row = _row(
-                    _item_key(message),
-                    message.channel,
+                row = _message_row(
+                    message,
                     recipient,
-                    message.plan_key,
-                    message.due_at,
                     now,
                     text.subject,
                     state="sending",
@@ -354,6 +346,12 @@ def _webhook_for(hooks: Sequence[WebhookSettings], url: str) -> WebhookSettings:
         if hook.url == url:
             return hook
     raise TlsgateError(f"webhook {url} is no longer configured")
+
+
+def _message_row(message: PlannedMessage, recipient: str, now: datetime, subject: str, **fields: Any) -> Notification:
+    return _row(
+        _item_key(message), message.channel, recipient, message.plan_key, message.due_at, now, subject, **fields
+    )
 
 
 def _row(
