@@ -1,8 +1,4 @@
-"""``tlsgate proxy`` as a process: serve, write access events, drain on SIGTERM, N workers.
-
-Until the lead registers the command in ``tlsgate.cli.main``, the test mounts it on a small
-Typer app with the same root option, exactly as ``main.py`` will.
-"""
+"""``tlsgate proxy`` as a process: serve, write access events, drain on SIGTERM, N workers."""
 
 from __future__ import annotations
 
@@ -22,27 +18,23 @@ from proxy_fixtures import free_port, tlsgate_ca
 pytestmark = pytest.mark.integration
 __all__ = ["tlsgate_ca"]
 
-APP = """
-import sys
-from pathlib import Path
-import typer
-from tlsgate.cli.context import AppContext
-from tlsgate.cli.proxy import proxy
-app = typer.Typer()
-@app.callback()
-def root(ctx: typer.Context, data_dir: Path = typer.Option(..., "--data-dir")) -> None:
-    ctx.obj = AppContext(data_dir=data_dir)
-app.command()(proxy)
-app()
-"""
-
 
 def start(data_dir: Path, *args: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     stderr = data_dir / f"proxy-{port}.err"
     with stderr.open("wb") as err:
         process = subprocess.Popen(
-            [sys.executable, "-c", APP, "--data-dir", str(data_dir), "proxy", "--listen", f"127.0.0.1:{port}", *args],
+            [
+                sys.executable,
+                "-m",
+                "tlsgate",
+                "--data-dir",
+                str(data_dir),
+                "proxy",
+                "--listen",
+                f"127.0.0.1:{port}",
+                *args,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
@@ -116,10 +108,12 @@ def test_two_workers_share_the_port(tlsgate_ca: tuple[Path, Path], origin: Origi
 
 def test_missing_ca_is_one_clear_error(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", APP, "--data-dir", str(tmp_path), "proxy", "--listen", "127.0.0.1:0"],
+        [sys.executable, "-m", "tlsgate", "--data-dir", str(tmp_path), "proxy", "--listen", "127.0.0.1:0"],
         capture_output=True,
         check=False,
         timeout=30,
     )
-    assert result.returncode != 0
-    assert b"CANotFoundError" in result.stderr or b"no CA" in result.stderr.lower() or b"ca init" in result.stderr
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == (
+        f"tlsgate: error: no CA in {tmp_path / 'ca'} (create one with 'tlsgate ca init')"
+    )
