@@ -12,6 +12,7 @@ the idle connection as we wrote).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ from tlsgate.proxy import headers as H
 from tlsgate.proxy.access import AccessEvent
 from tlsgate.proxy.http1 import CHUNKED, Data, EndOfMessage, Event, RequestHead, ResponseHead, Upgraded
 from tlsgate.proxy.tlsinfo import upstream_failure_reason
-from tlsgate.proxy.upstream import Origin, UpstreamConnection
+from tlsgate.proxy.upstream import Origin, UpstreamConnection, UpstreamPool
 
 if TYPE_CHECKING:
     from tlsgate.proxy.server import ClientConnection
@@ -86,14 +87,17 @@ class Exchange:
     def start(self) -> None:
         pool = self.client.server.pool
         conn = pool.take_idle(self.origin, self.started)
+        preconnect = self.client.take_preconnect(self.origin)
         if conn is not None:
+            if preconnect is not None:  # an idle one turned up meanwhile: keep the new one for later
+                preconnect.add_done_callback(lambda task: _pool_if_up(pool, task, self.started))
             self._attach(conn)
         else:
-            self.client.server.spawn(self._connect())
+            self.client.server.spawn(self._connect(preconnect))
 
-    async def _connect(self) -> None:
+    async def _connect(self, preconnect: asyncio.Task[UpstreamConnection] | None = None) -> None:
         try:
-            conn = await self.client.server.pool.connect(self.origin)
+            conn = await (preconnect if preconnect is not None else self.client.server.pool.connect(self.origin))
         except (OSError, TimeoutError, RemoteProtocolError) as exc:
             self._fail_before_response(exc)
             return
@@ -317,3 +321,8 @@ class Exchange:
             tls_error=self.error if self.error and scheme == "https" and self.status == 502 else None,
             error=self.error,
         )
+
+
+def _pool_if_up(pool: UpstreamPool, task: asyncio.Task[UpstreamConnection], now: float) -> None:
+    if not task.cancelled() and task.exception() is None:
+        pool.release(task.result(), now)

@@ -195,6 +195,8 @@ class ClientConnection(asyncio.Protocol):
         self.closed = False
         self.draining = False
         self.upgrade_exchange: Exchange | None = None
+        #: the upstream connection dialled while the client's handshake runs (see _start_tls)
+        self.preconnect: asyncio.Task[UpstreamConnection] | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -431,6 +433,13 @@ class ClientConnection(asyncio.Protocol):
             return
         if context.sni_callback is None:
             context.sni_callback = self.server.sni_callback
+        # The client has sent a ClientHello, so it means to talk: dial the origin now, while our
+        # handshake with the client runs, instead of after it (a client that only sends CONNECT
+        # and leaves never gets this far, so abandoned connections cost no upstream dial).
+        origin: Origin = ("https", self.connect_host, self.connect_port)
+        if not self.server.pool.has_idle(origin):
+            self.preconnect = self.loop.create_task(self.server.pool.connect(origin))
+            self.preconnect.add_done_callback(_consume_exception)
         waiter = self.loop.create_future()
         factory = _UvSSLProtocol if uvloop is not None and isinstance(self.loop, uvloop.Loop) else _asyncio_ssl()
         tls = factory(
@@ -591,10 +600,21 @@ class ClientConnection(asyncio.Protocol):
             self.transport.abort()
         self._cleanup()
 
+    def take_preconnect(self, origin: Origin) -> asyncio.Task[UpstreamConnection] | None:
+        """The connection dialled during the handshake, for the first exchange to that origin."""
+        task, self.preconnect = self.preconnect, None
+        if task is not None and origin != ("https", self.connect_host, self.connect_port):
+            _discard(task)
+            return None
+        return task
+
     def _cleanup(self) -> None:
         if self.closed and self not in self.server.connections:
             return
         self.closed = True
+        if self.preconnect is not None:  # the client went away before asking for anything
+            _discard(self.preconnect)
+            self.preconnect = None
         self.mode = _CLOSED
         self.server.connections.discard(self)
         for exchange in (self.exchange, self.upgrade_exchange):
@@ -651,6 +671,19 @@ class ClientConnection(asyncio.Protocol):
             tls_error=tls_error,
             error=error,
         )
+
+
+def _consume_exception(task: asyncio.Task[UpstreamConnection]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved here; the exchange that awaits it reports it to the client
+
+
+def _discard(task: asyncio.Task[UpstreamConnection]) -> None:
+    """Cancel a pre-dialled connection, or close it if it is already up."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled() and task.exception() is None:
+        task.result().close()
 
 
 def _asyncio_ssl() -> Any:

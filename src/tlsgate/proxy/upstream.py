@@ -176,6 +176,9 @@ class UpstreamPool:
         self._idle: dict[Origin, deque[UpstreamConnection]] = {}
         self._resolve = resolve
 
+    def has_idle(self, origin: Origin) -> bool:
+        return bool(self._idle.get(origin))
+
     def take_idle(self, origin: Origin, now: float) -> UpstreamConnection | None:
         idle = self._idle.get(origin)
         while idle:

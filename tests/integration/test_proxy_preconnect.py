@@ -1,0 +1,103 @@
+"""The origin is dialled while the client's TLS handshake runs, used by the first request, and never leaked."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from badssl import BadSSL, make_leaf, server_context
+from proxy_fixtures import ProxyThread, badssl, issuer, proxy, tlsgate_ca
+
+pytestmark = pytest.mark.integration
+__all__ = ["badssl", "issuer", "proxy", "tlsgate_ca"]
+
+
+class Hello(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = b"counted"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class CountingOrigin(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        super().__init__(("127.0.0.1", 0), Hello)
+        self.context = context
+        self.accepted = 0
+        self.finished = 0  # connections whose peer (the proxy) closed them
+
+    def get_request(self):  # type: ignore[no-untyped-def]
+        sock, address = self.socket.accept()
+        self.accepted += 1
+        return self.context.wrap_socket(sock, server_side=True), address
+
+    def shutdown_request(self, request) -> None:  # type: ignore[no-untyped-def]
+        self.finished += 1
+        super().shutdown_request(request)
+
+
+@pytest.fixture
+def origin(badssl: BadSSL) -> Iterator[CountingOrigin]:
+    leaf = make_leaf(["count.test"], badssl.intermediate)
+    server = CountingOrigin(server_context([leaf.cert, badssl.intermediate.cert], leaf.key))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def tunnel(proxy: ProxyThread, root: Path, port: int) -> ssl.SSLSocket:
+    raw = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    raw.sendall(f"CONNECT count.test:{port} HTTP/1.1\r\nHost: count.test:{port}\r\n\r\n".encode())
+    assert raw.recv(4096).startswith(b"HTTP/1.1 200")
+    return ssl.create_default_context(cafile=str(root)).wrap_socket(raw, server_hostname="count.test")
+
+
+def wait_for(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_the_origin_is_dialled_during_the_handshake_and_used_by_the_first_request(
+    proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], origin: CountingOrigin
+) -> None:
+    client = tunnel(proxy, tlsgate_ca[1], origin.server_address[1])
+    try:
+        assert wait_for(lambda: origin.accepted == 1)  # before any request was sent
+        client.sendall(b"GET /one HTTP/1.1\r\nHost: count.test\r\n\r\n")
+        reply = client.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 200")
+        assert reply.endswith(b"counted")
+        assert origin.accepted == 1  # the request went over the pre-dialled connection
+    finally:
+        client.close()
+
+
+def test_a_client_that_leaves_after_the_handshake_leaves_no_upstream_connection(
+    proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], origin: CountingOrigin
+) -> None:
+    client = tunnel(proxy, tlsgate_ca[1], origin.server_address[1])
+    assert wait_for(lambda: origin.accepted == 1)  # dialled during the handshake
+    assert origin.finished == 0
+    client.close()
+    assert wait_for(lambda: origin.finished == 1)  # and closed when the client left
