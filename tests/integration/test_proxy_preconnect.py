@@ -39,12 +39,15 @@ class CountingOrigin(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Hello)
         self.context = context
         self.accepted = 0
+        self.handshaken = 0
         self.finished = 0  # connections whose peer (the proxy) closed them
 
     def get_request(self):  # type: ignore[no-untyped-def]
         sock, address = self.socket.accept()
         self.accepted += 1
-        return self.context.wrap_socket(sock, server_side=True), address
+        tls = self.context.wrap_socket(sock, server_side=True)
+        self.handshaken += 1
+        return tls, address
 
     def shutdown_request(self, request) -> None:  # type: ignore[no-untyped-def]
         self.finished += 1
@@ -97,7 +100,7 @@ def test_a_client_that_leaves_after_the_handshake_leaves_no_upstream_connection(
     proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], origin: CountingOrigin
 ) -> None:
     client = tunnel(proxy, tlsgate_ca[1], origin.server_address[1])
-    assert wait_for(lambda: origin.accepted == 1)  # dialled during the handshake
+    assert wait_for(lambda: origin.handshaken == 1)  # dialled during the handshake, TLS up
     assert origin.finished == 0
     client.close()
     assert wait_for(lambda: origin.finished == 1)  # and closed when the client left

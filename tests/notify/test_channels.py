@@ -25,10 +25,14 @@ from tlsgate.store.models import Notification
 class Mailbox:
     def __init__(self) -> None:
         self.messages: list[tuple[str, list[str], bytes]] = []
+        self.quit_reply = "221 Bye"
 
-    async def handle_DATA(self, server, session, envelope):
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         self.messages.append((envelope.mail_from, envelope.rcpt_tos, envelope.content))
         return "250 OK"
+
+    async def handle_QUIT(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        return self.quit_reply
 
 
 def authenticator(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
@@ -185,3 +189,14 @@ def test_webhook_gives_up_after_its_attempts(webhook_receiver) -> None:
     with pytest.raises(DeliveryError, match="HTTP 503"):
         send_webhook(WebhookSettings(url=url, secret="k", attempts=3), {"subject": "x"}, "k", sleep=lambda _: None)
     assert len(handler.deliveries) == 3
+
+
+def test_a_message_the_server_accepted_is_delivered_even_if_quit_fails(smtp_server) -> None:
+    """A rude goodbye after DATA must not become a failure (and so a second copy on retry)."""
+    from tlsgate.notify import send_email
+
+    mailbox, port, ca_file = smtp_server
+    mailbox.quit_reply = "421 closing"
+    settings = SmtpSettings(host="127.0.0.1", port=port, username="tlsgate", password="pw", ca_file=ca_file)
+    send_email(settings, "a@example.test", "subject", "body", "key-1")
+    assert len(mailbox.messages) == 1

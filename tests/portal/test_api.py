@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from cryptography import x509
 from sqlalchemy import select
 
 from conftest import Portal
@@ -196,3 +197,18 @@ def test_nothing_is_stored_from_a_refused_request(portal: Portal) -> None:
     assert refused.status_code == 400
     assert refused.json() == {"error": {"status": 400, "message": "request contains a NUL character"}}
     assert portal.client.get("/api/v1/status-posts").json() == []
+
+
+def test_the_ca_set_carries_cross_certificates_after_a_rotation(portal: Portal) -> None:
+    """Agents follow a rotation only through the cross-certificate: the public CA set must carry it."""
+    api, _ = _tokens(portal)
+    old = portal.ca.root.id
+    assert portal.client.get("/api/v1/ca").json()["crosses"] == []
+    assert portal.client.post("/api/v1/ca/rotate", json={"days": 3650}, headers=_bearer(api)).status_code == 200
+    body = portal.client.get("/api/v1/ca").json()
+    (cross,) = body["crosses"]
+    assert cross["issuer_identity"] == old
+    assert cross["subject_identity"] == body["current_root"]
+    cert = x509.load_pem_x509_certificate(cross["certificate_pem"].encode())
+    assert cert.subject == portal.ca.root.current.cert.subject
+    assert cert.issuer == portal.ca.identity(old).current.cert.subject

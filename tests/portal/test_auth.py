@@ -106,3 +106,29 @@ def test_open_redirect_is_refused(portal: Portal) -> None:
         follow_redirects=False,
     )
     assert response.headers["location"] in ("/", "/account/password")
+
+
+def test_a_one_time_password_only_opens_the_password_change(portal: Portal) -> None:
+    assert _login(portal, "admin", portal.one_time_password()) == 303
+    page = portal.client.get("/tokens", follow_redirects=False)
+    assert page.status_code == 303
+    assert page.headers["location"] == "/account/password"
+    form = portal.client.get("/account/password")
+    assert form.status_code == 200
+    refused = portal.client.post(
+        "/tokens", data={"csrf_token": csrf_of(form.text), "kind": "api", "name": "sneaky"}, follow_redirects=False
+    )
+    assert refused.status_code == 403
+    assert "change your one-time password first" in refused.text
+    changed = portal.client.post(
+        "/account/password",
+        data={
+            "csrf_token": csrf_of(form.text),
+            "current": portal.one_time_password(),
+            "new": PASSWORD,
+            "confirm": PASSWORD,
+        },
+        follow_redirects=False,
+    )
+    assert changed.status_code == 303
+    assert portal.client.get("/tokens", follow_redirects=False).status_code == 200

@@ -64,7 +64,7 @@ def _cross_signed(
         return False  # a root must at least be self-signed by its own key
     signers = [v for v in accepted if v.not_valid_before_utc <= now <= v.not_valid_after_utc]
     return any(
-        is_cross_signed_by(cross, cert, signer)
+        is_cross_signed_by(cross, cert, signer, now)
         for cross in crosses
         for signer in signers
         if any(i.matches(signer) for i in identities)

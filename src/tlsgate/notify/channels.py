@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -68,7 +69,7 @@ def send_email(settings: SmtpSettings, recipient: str, subject: str, body: str, 
             )
         else:
             client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
-        with client:
+        try:
             client.ehlo()
             if not settings.ssl and settings.starttls:
                 if not client.has_extn("starttls"):
@@ -78,8 +79,15 @@ def send_email(settings: SmtpSettings, recipient: str, subject: str, body: str, 
             if settings.username:
                 client.login(settings.username, settings.password or "")
             client.send_message(message)
+        except BaseException:
+            client.close()
+            raise
     except (smtplib.SMTPException, OSError) as exc:
         raise DeliveryError(f"e-mail to {recipient} via {settings.host}:{settings.port} failed: {exc}") from None
+    # The server accepted the message: it is delivered, whatever the goodbye says (a failing QUIT
+    # must not turn into a retry, which would send it twice).
+    with contextlib.suppress(smtplib.SMTPException, OSError):
+        client.quit()
 
 
 @dataclass(frozen=True, slots=True)

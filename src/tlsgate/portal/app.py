@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tlsgate import __version__
 from tlsgate.errors import CAError, CANotFoundError, ConfigError, TlsgateError
 from tlsgate.portal.api.v1 import router as api_router
-from tlsgate.portal.deps import NotSignedInError
+from tlsgate.portal.deps import NotSignedInError, PasswordChangeRequiredError
 from tlsgate.portal.middleware import RequestGuard
 from tlsgate.portal.security import create_admin, generate_password
 from tlsgate.portal.services import synced_ca
@@ -116,6 +116,12 @@ def status_for(exc: TlsgateError) -> int:
 
 
 def _errors(app: FastAPI) -> None:
+    @app.exception_handler(PasswordChangeRequiredError)
+    async def must_change_password(request: Request, exc: PasswordChangeRequiredError) -> Response:
+        if request.method == "GET":
+            return RedirectResponse("/account/password", status_code=303)
+        return render(request, "error.html", {"status": 403, "message": "change your one-time password first"}, 403)
+
     @app.exception_handler(NotSignedInError)
     async def not_signed_in(request: Request, exc: NotSignedInError) -> Response:
         target = "/login" if exc.next_path in ("/", "") else f"/login?next={exc.next_path}"

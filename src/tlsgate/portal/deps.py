@@ -35,6 +35,14 @@ class NotSignedInError(Exception):
         self.next_path = next_path
 
 
+class PasswordChangeRequiredError(Exception):
+    """A signed-in admin whose password is one-time may do nothing but change it (or sign out)."""
+
+
+#: what an admin with a one-time password may still reach
+_WHILE_PASSWORD_MUST_CHANGE = ("/account/password", "/logout")
+
+
 def get_settings(request: Request) -> PortalSettings:
     settings: PortalSettings = request.app.state.settings
     return settings
@@ -62,6 +70,8 @@ def signed_in(request: Request, db: DbSession, settings: SettingsDep) -> AdminSe
     request.state.viewer = Viewer(
         row.admin.username, row.csrf_token, row.admin.must_change_password, row.expiry_alert_dismissed
     )
+    if row.admin.must_change_password and request.url.path not in _WHILE_PASSWORD_MUST_CHANGE:
+        raise PasswordChangeRequiredError
     return row
 
 

@@ -124,17 +124,22 @@ class ProxyServer:
         if self.sink is not None:
             self.sink(event)
 
-    def sni_callback(self, ssl_object: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext) -> None:
+    def sni_callback(self, ssl_object: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext) -> int | None:
+        """The handshake already carries the CONNECT host's leaf; the SNI name must be that host.
+
+        The origin is always the CONNECT host (and only that name is checked upstream), so a leaf
+        for any other SNI name would vouch for content from somewhere else — e.g. when an on-path
+        attacker rewrites the clear-text CONNECT. A different name ends the handshake.
+        """
         if not server_name:
-            return  # keep the CONNECT host's leaf
+            return None  # no SNI: the CONNECT host's leaf stands
         try:
             leaf = self.issuer.get((server_name,))
         except TlsgateError:
-            return
-        if leaf.context is not context:
-            if leaf.context.sni_callback is None:
-                leaf.context.sni_callback = self.sni_callback
-            ssl_object.context = leaf.context
+            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+        if leaf.context is not context:  # the same name set is one cached leaf: another context is another name
+            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+        return None
 
     async def drain(self, timeout: float | None = None) -> None:
         """Stop accepting, let in-flight exchanges finish (up to ``timeout``), then close everything."""
@@ -300,6 +305,11 @@ class ClientConnection(asyncio.Protocol):
             path, host_header = target, None
             if head.host is None:
                 host_header = _authority(self.connect_host, self.connect_port, self.scheme).encode()
+            elif not self._is_tunnel_host(head.host):
+                # RFC 9110 §15.5.20: inside a tunnel to one origin, a request for another (domain
+                # fronting past the policy, which only judged the CONNECT host) is misdirected.
+                self._reply_and_close(421, "the Host header names another host than this tunnel")
+                return
         else:
             try:
                 url = httptools.parse_url(target)
@@ -313,6 +323,9 @@ class ClientConnection(asyncio.Protocol):
                 return
             port = url.port or (443 if scheme == "https" else 80)
             if self.mode == _INTERCEPT:  # absolute-form inside a tunnel still goes to the CONNECT host
+                if host.rstrip(".").strip("[]") != self.connect_host:
+                    self._reply_and_close(421, "the request names another host than this tunnel")
+                    return
                 scheme, host, port = self.scheme, self.connect_host, self.connect_port
             elif self.server.policy.decide(host, port).action is Action.BLOCK:
                 self._blocked(head, host, port)
@@ -326,6 +339,20 @@ class ClientConnection(asyncio.Protocol):
         exchange = Exchange(self, head, origin, head_bytes)
         self.exchange = exchange
         exchange.start()
+
+    def _is_tunnel_host(self, host_header: bytes) -> bool:
+        try:
+            text = host_header.decode("ascii").strip().lower()
+        except UnicodeDecodeError:
+            return False
+        if text.startswith("["):
+            host, _, rest = text[1:].partition("]")
+            port_text = rest[1:] if rest.startswith(":") else ""
+        else:
+            host, _, port_text = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
+        if port_text and port_text != str(self.connect_port):
+            return False
+        return host.rstrip(".") == self.connect_host
 
     def exchange_finished(self, exchange: Exchange) -> None:
         if self.server.sink is not None:

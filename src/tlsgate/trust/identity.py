@@ -97,6 +97,16 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
+def _is_unconstrained_ca(cert: x509.Certificate) -> bool:
+    """basicConstraints CA:TRUE without a path length limit, and keyCertSign (RFC 5280 §4.2.1.3, §4.2.1.9)."""
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    return constraints.ca and constraints.path_length is None and usage.key_cert_sign
+
+
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     key = issuer.public_key()
     algorithm = cert.signature_hash_algorithm
@@ -114,12 +124,21 @@ def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def is_cross_signed_by(cross: x509.Certificate, new_root: x509.Certificate, old_version: x509.Certificate) -> bool:
-    """``cross`` carries ``new_root``'s subject and key, and ``old_version``'s key signed it."""
+def is_cross_signed_by(
+    cross: x509.Certificate, new_root: x509.Certificate, old_version: x509.Certificate, now: datetime
+) -> bool:
+    """``cross`` is a CA certificate valid now, carrying ``new_root``'s subject and key, signed by ``old_version``.
+
+    A leaf or a path-length-limited CA certificate of the same key is never a cross-certificate:
+    otherwise anyone holding the key of any certificate the CA ever issued (a minted leaf, the
+    issuing intermediate) could self-sign a "root" for it and have it accepted.
+    """
     return (
         cross.subject == new_root.subject
         and spki_sha256_of(cross) == spki_sha256_of(new_root)
         and cross.issuer == old_version.subject
+        and _is_unconstrained_ca(cross)
+        and cross.not_valid_before_utc <= now <= cross.not_valid_after_utc
         and _signed_by(cross, old_version)
     )
 

@@ -14,6 +14,7 @@ __all__ = [
     "CheckInIn",
     "CheckInOut",
     "CheckInRecord",
+    "CrossOut",
     "DoNotInspectIn",
     "DoNotInspectOut",
     "EndpointOut",
@@ -67,11 +68,21 @@ class CAVersionOut(BaseModel):
     certificate_pem: str
 
 
+class CrossOut(BaseModel):
+    subject_identity: str = Field(description="SPKI SHA-256 of the identity this certificate carries")
+    issuer_identity: str = Field(description="SPKI SHA-256 of the identity that signed it")
+    not_after: datetime
+    certificate_pem: str
+
+
 class CASet(BaseModel):
     current_root: str = Field(description="SPKI SHA-256 of the current root identity")
     current_root_sha256: str = Field(description="SHA-256 fingerprint of the current root version")
     issuer: str
     versions: list[CAVersionOut]
+    crosses: list[CrossOut] = Field(
+        default_factory=list, description="Cross-certificates: how endpoints that trust an older root reach the new one"
+    )
 
 
 class EnrollIn(_In):

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from tlsgate.ca import CertificateAuthority, ExportFormat, KeyType, describe_version
 from tlsgate.errors import CANotFoundError, ConfigError
@@ -22,6 +22,7 @@ from tlsgate.portal.api.schemas import (
     CheckInIn,
     CheckInOut,
     CheckInRecord,
+    CrossOut,
     DoNotInspectIn,
     DoNotInspectOut,
     EndpointOut,
@@ -46,6 +47,7 @@ from tlsgate.store import (
     CAVersionRecord,
     CheckIn,
     Endpoint,
+    EnrollmentToken,
     StatusPost,
     do_not_inspect_hosts,
     hash_secret,
@@ -76,8 +78,21 @@ def _ca_set(ca: CertificateAuthority, settings: PortalSettings) -> CASet:
         for identity in ca.identities
         for v in identity.versions
     ]
+    crosses = [
+        CrossOut(
+            subject_identity=c.subject_id,
+            issuer_identity=c.issuer_id,
+            not_after=c.cert.not_valid_after_utc,
+            certificate_pem=c.pem.decode("ascii"),
+        )
+        for c in ca.crosses
+    ]
     return CASet(
-        current_root=ca.root.id, current_root_sha256=ca.root.current.sha256, issuer=ca.issuer.id, versions=versions
+        current_root=ca.root.id,
+        current_root_sha256=ca.root.current.sha256,
+        issuer=ca.issuer.id,
+        versions=versions,
+        crosses=crosses,
     )
 
 
@@ -120,7 +135,19 @@ def enroll(body: EnrollIn, request: Request, db: DbSession, settings: SettingsDe
         last_checkin_at=None,
         trusted=[],
     )
-    token.uses += 1
+    # One atomic compare-and-increment, so two enrollments racing on PostgreSQL cannot both use
+    # the last use of a limited token.
+    claimed = db.execute(
+        update(EnrollmentToken)
+        .where(
+            EnrollmentToken.id == token.id,
+            or_(EnrollmentToken.max_uses.is_(None), EnrollmentToken.uses < EnrollmentToken.max_uses),
+        )
+        .values(uses=EnrollmentToken.uses + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if claimed != 1:
+        raise HTTPException(403, "this enrollment token has been used up")
     db.add(endpoint)
     db.flush()
     record_audit(
