@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import ssl
@@ -133,6 +134,20 @@ def test_serve_runs_the_whole_gateway(tmp_path: Path) -> None:
         assert "Portal verdict: ready" in synced.stdout
         endpoints = httpx.get(f"{portal}/api/v1/endpoints", headers=admin, verify=trust).json()
         assert [(e["state"], len(e["trusts"]) > 0) for e in endpoints] == [("ready", True)]
+
+        # The admin rotates to a new key; the agent follows through the cross-certificate the portal serves.
+        rotated = httpx.post(f"{portal}/api/v1/ca/rotate", json={"days": 3650}, headers=admin, verify=trust)
+        assert rotated.status_code == 200, rotated.text
+        new_root = rotated.json()["current_root"]
+        resynced = subprocess.run(
+            [*agent, "agent", "sync", *stores, "--json"], capture_output=True, text=True, timeout=120
+        )
+        assert resynced.returncode == 0, resynced.stderr
+        report = json.loads(resynced.stdout)
+        assert report["refused"] == []
+        installed = {v["subject"] for s in report["status"]["stores"] for v in s["versions"]}
+        assert "CN=tlsgate Interception Root CA G2,O=tlsgate" in installed
+        assert new_root == httpx.get(f"{portal}/api/v1/ca", verify=trust).json()["current_root"]
 
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=60) == 0
