@@ -8,6 +8,7 @@ the operation is "forbidden" (403).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,42 +31,32 @@ ENROLLMENT_PREFIX = "tgn_"
 ENDPOINT_PREFIX = "tgc_"
 
 
+def _issue(session: Session, prefix: str, make: Any, **fields: Any) -> tuple[str, Any]:
+    """A new secret with ``prefix``; only its hash and first characters are stored."""
+    secret = new_secret(prefix)
+    token = make(token_hash=hash_secret(secret), prefix=secret[:10], revoked_at=None, **fields)
+    session.add(token)
+    session.flush()
+    return secret, token
+
+
 def issue_api_token(
     session: Session, name: str, actor: str, now: datetime, expires_at: datetime | None
 ) -> tuple[str, ApiToken]:
-    secret = new_secret(API_PREFIX)
-    token = ApiToken(
-        name=name,
-        token_hash=hash_secret(secret),
-        prefix=secret[:10],
-        created_by=actor,
-        created_at=now,
-        expires_at=expires_at,
-        revoked_at=None,
-        last_used_at=None,
-    )
-    session.add(token)
-    session.flush()
+    secret, token = _issue(
+        session, API_PREFIX, ApiToken,
+        name=name, created_by=actor, created_at=now, expires_at=expires_at, last_used_at=None,
+    )  # fmt: skip
     return secret, token
 
 
 def issue_enrollment_token(
     session: Session, name: str, actor: str, now: datetime, expires_at: datetime | None, max_uses: int | None
 ) -> tuple[str, EnrollmentToken]:
-    secret = new_secret(ENROLLMENT_PREFIX)
-    token = EnrollmentToken(
-        name=name,
-        token_hash=hash_secret(secret),
-        prefix=secret[:10],
-        created_by=actor,
-        created_at=now,
-        expires_at=expires_at,
-        revoked_at=None,
-        max_uses=max_uses,
-        uses=0,
-    )
-    session.add(token)
-    session.flush()
+    secret, token = _issue(
+        session, ENROLLMENT_PREFIX, EnrollmentToken,
+        name=name, created_by=actor, created_at=now, expires_at=expires_at, max_uses=max_uses, uses=0,
+    )  # fmt: skip
     return secret, token
 
 
