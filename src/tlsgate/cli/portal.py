@@ -54,6 +54,10 @@ def portal(
     tls_name: Annotated[
         list[str] | None, typer.Option("--tls-name", help="Extra host names for the portal's certificate.")
     ] = None,
+    alert_days: Annotated[
+        int,
+        typer.Option("--alert-days", min=1, max=3650, help="Show the expiry modal this many days before expiry."),
+    ] = 60,
 ) -> None:
     """Run the admin portal and JSON API (migrates the database; the first start prints the admin's password)."""
     from tlsgate.portal.server import build_portal_server
@@ -71,6 +75,7 @@ def portal(
         tls_cert=cert,
         tls_key=key,
         secure_cookies=tls,
+        expiry_alert_days=alert_days,
     )
     server = build_portal_server(settings)
     _ctx(ctx).err.print(f"Portal on {settings.base_url}/  ·  API {settings.base_url}/api/v1/docs")

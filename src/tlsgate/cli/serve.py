@@ -72,6 +72,10 @@ def serve(
         proxy_argv += ["--upstream-ca", str(upstream_ca)]
     if access_log is not None:
         proxy_argv += ["--access-log", access_log]
+    # The portal's sign-in modal opens when the plan's portal alert falls due (7 weeks by default).
+    from tlsgate.notify import load_notify_settings
+
+    alert_days = load_notify_settings(notify_config).portal_alert_days or 60
     notify_argv = [*base, "notify", "run", "--every", str(notify_every), "--database-url", url]
     if notify_config is not None:
         notify_argv += ["--config", str(notify_config)]
@@ -79,7 +83,17 @@ def serve(
         Child("proxy", tuple(proxy_argv)),
         Child(
             "portal",
-            (*base, "portal", "--listen", portal_listen, "--database-url", url, "--tls" if portal_tls else "--no-tls"),
+            (
+                *base,
+                "portal",
+                "--listen",
+                portal_listen,
+                "--database-url",
+                url,
+                "--tls" if portal_tls else "--no-tls",
+                "--alert-days",
+                str(alert_days),
+            ),
         ),
         Child("notifier", tuple(notify_argv)),
     ]

@@ -50,6 +50,12 @@ class NotifySettings:
     portal_url: str = "http://127.0.0.1:8180"
     max_attempts: int = 8
 
+    @property
+    def portal_alert_days(self) -> int | None:
+        """How many days before expiry the plan raises the portal's alert (None: the plan has none)."""
+        days = [item.before_expiry.days for item in self.plan if Channel.PORTAL in item.channels]
+        return max(days) if days else None
+
     def recipients(self, channel: Channel) -> tuple[str, ...]:
         if channel is Channel.EMAIL:
             return self.email if self.smtp is not None else ()
