@@ -50,3 +50,18 @@ def test_a_host_header_for_another_origin_is_misdirected(
         tls.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
         reply = tls.recv(65536)
     assert reply.startswith(b"HTTP/1.1 421")
+
+
+def test_an_sni_that_is_not_a_host_name_keeps_the_connect_hosts_leaf(
+    proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], badssl: BadSSL
+) -> None:
+    """Old Go clients (Debian's hey) send "host:port" as SNI: serve the CONNECT host's leaf, not an error."""
+    port = badssl.ports["good"]
+    raw = connect(proxy, "good.test", port)
+    context = ssl.create_default_context(cafile=str(tlsgate_ca[1]))
+    context.check_hostname = False  # Python would refuse to send such an SNI with the name check on
+    with context.wrap_socket(raw, server_hostname=f"good.test:{port}") as tls:
+        cert = tls.getpeercert()
+        assert ("DNS", "good.test") in cert["subjectAltName"]
+        tls.sendall(b"GET /go HTTP/1.1\r\nHost: good.test\r\nConnection: close\r\n\r\n")
+        assert tls.recv(65536).startswith(b"HTTP/1.1 200")

@@ -136,7 +136,9 @@ class ProxyServer:
         try:
             leaf = self.issuer.get((server_name,))
         except TlsgateError:
-            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+            # Not a host name at all (old Go clients, Debian's hey among them, send "host:port"):
+            # the CONNECT host's leaf stands, and the client checks it against the name it meant.
+            return None
         if leaf.context is not context:  # the same name set is one cached leaf: another context is another name
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
         return None
