@@ -149,9 +149,27 @@ def test_serve_runs_the_whole_gateway(tmp_path: Path) -> None:
         assert "CN=tlsgate Interception Root CA G2,O=tlsgate" in installed
         assert new_root == httpx.get(f"{portal}/api/v1/ca", verify=trust).json()["current_root"]
 
+        # `agent run` keeps syncing on its interval.
+        running = subprocess.run(
+            [*agent, "agent", "run", "--interval", "0.2", "--max-runs", "2", *stores],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert running.returncode == 0, running.stderr
+        assert running.stderr.count("a valid version of the interception CA is installed") == 2
+
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=60) == 0
         assert curl(f"http://127.0.0.1:{proxy_port}/").returncode != 0  # the proxy is gone with it
+
+        # With the portal gone, the agent keeps the last good CA set and says it will retry.
+        outage = subprocess.run(
+            [*agent, "agent", "run", "--interval", "0.2", "--max-runs", "2", *stores],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert outage.returncode == 0, outage.stderr
+        assert "portal unreachable, kept the last good CA set" in outage.stderr
+        assert "retrying in" in outage.stderr
+        assert "a valid version of the interception CA is installed" in outage.stderr
     finally:
         if serve.poll() is None:
             serve.kill()
