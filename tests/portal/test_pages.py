@@ -203,3 +203,11 @@ def test_no_ca_yet(make_portal: PortalFactory) -> None:
     portal.sign_in()
     assert "tlsgate ca init" in portal.client.get("/policy/tls").text
     assert portal.client.get("/policy/tls/download/root.pem").status_code == 404
+
+
+@pytest.mark.parametrize("target", ["//evil.test/", "/\\evil.test", "https://evil.test/"])
+def test_dismissing_the_alert_never_redirects_off_site(portal: Portal, target: str) -> None:
+    token = portal.sign_in()
+    response = portal.client.post("/alerts/dismiss", data={"csrf_token": token, "next": target}, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/"

@@ -58,6 +58,13 @@ SettingsDep = Annotated[PortalSettings, Depends(get_settings)]
 DbSession = Annotated[Session, Depends(get_db)]
 
 
+def safe_local_path(target: str | None) -> str:
+    """A redirect target limited to this site: "//evil.test", "/\\evil.test" or "https://…" become "/"."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
 def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from tlsgate.portal.deps import CsrfChecked, DbSession, SettingsDep, SignedIn, client_address
+from tlsgate.portal.deps import CsrfChecked, DbSession, SettingsDep, SignedIn, client_address, safe_local_path
 from tlsgate.portal.security import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -27,18 +27,11 @@ from tlsgate.store import record_audit
 router = APIRouter(include_in_schema=False)
 
 
-def _safe_next(target: str | None) -> str:
-    # Only local paths: "//evil.test" or "https://…" would make the sign-in an open redirect.
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
-
-
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, db: DbSession, settings: SettingsDep, next: str = "/") -> Response:
     if load_session(db, request.cookies.get(SESSION_COOKIE), settings.clock()) is not None:
-        return RedirectResponse(_safe_next(next), status_code=303)
-    return _login_form(request, settings.secure_cookies, _safe_next(next), None, 200)
+        return RedirectResponse(safe_local_path(next), status_code=303)
+    return _login_form(request, settings.secure_cookies, safe_local_path(next), None, 200)
 
 
 def _login_form(request: Request, secure: bool, next_path: str, error: str | None, status: int) -> Response:
@@ -62,9 +55,9 @@ def login(
         raise HTTPException(403, "missing or wrong CSRF token: reload the sign-in page and try again")
     result = authenticate(db, settings, username, password, client_address(request))
     if result.admin is None:
-        return _login_form(request, settings.secure_cookies, _safe_next(next), result.error, 401)
+        return _login_form(request, settings.secure_cookies, safe_local_path(next), result.error, 401)
     cookie = start_session(db, settings, result.admin)
-    target = "/account/password" if result.admin.must_change_password else _safe_next(next)
+    target = "/account/password" if result.admin.must_change_password else safe_local_path(next)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from tlsgate.ca import KeyType, describe_version
 from tlsgate.ca.authority import DEFAULT_CA_DAYS
 from tlsgate.errors import CANotFoundError, ConfigError
-from tlsgate.portal.deps import CsrfChecked, DbSession, SettingsDep, SignedIn, client_address
+from tlsgate.portal.deps import CsrfChecked, DbSession, SettingsDep, SignedIn, client_address, safe_local_path
 from tlsgate.portal.hosts import parse_host_list
 from tlsgate.portal.services import DOWNLOADS, download, fleet, load_ca, synced_ca
 from tlsgate.portal.web.render import render
@@ -214,8 +214,7 @@ def endpoints_page(
 @router.post("/alerts/dismiss")
 def dismiss_alert(request: Request, admin_session: CsrfChecked, next: Annotated[str, Form()] = "/") -> Response:
     admin_session.expiry_alert_dismissed = True
-    target = next if next.startswith("/") and not next.startswith("//") else "/"
-    return RedirectResponse(target, status_code=303)
+    return RedirectResponse(safe_local_path(next), status_code=303)
 
 
 @router.get("/status", response_class=HTMLResponse)
