@@ -7,13 +7,17 @@ non-zero exit; the API turns it into a 4xx JSON body.
 
     TlsgateError
     ├── ConfigError            bad settings or command-line input
+    │   ├── SchemaTooNewError      (tlsgate.store) the database was migrated by a newer tlsgate
+    │   └── StoreUnavailableError  (tlsgate.store) the database cannot be reached
     ├── CAError                CA material missing, corrupt, or an operation refused
     │   ├── CANotFoundError    no CA in the data directory
     │   ├── CAExistsError      init over an existing CA
     │   ├── PassphraseError    passphrase missing or wrong
     │   └── InvalidNameError   a host name or IP literal that cannot go in a SAN
     ├── PolicyError
-    ├── TrustStoreError
+    ├── TrustStoreError        a trust store or its tool refused
+    ├── PortalError            (tlsgate.agent.portal) the portal is unreachable or refused
+    ├── DeliveryError          (tlsgate.notify) a channel could not deliver (it is retried)
     └── ProtocolError
         ├── LocalProtocolError   we were asked to send something invalid
         └── RemoteProtocolError  the peer sent something invalid (carries a status hint)
