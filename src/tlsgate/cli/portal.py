@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tlsgate.cli.context import app_context
+from tlsgate.clock import system_clock
 from tlsgate.errors import ConfigError
 
 # The portal and the store (FastAPI, SQLAlchemy, Alembic) are imported inside the commands that
 # use them: every tlsgate process imports this module, and a proxy worker must stay small.
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 __all__ = ["DEFAULT_PORTAL_LISTEN", "DatabaseOption", "admin_app", "portal", "portal_certificate"]
 
@@ -32,6 +38,19 @@ admin_app = typer.Typer(help="Portal admin accounts.", no_args_is_help=True)
 
 
 _ctx = app_context
+
+
+@contextlib.contextmanager
+def _session(ctx: typer.Context, database_url: str | None) -> Iterator[Session]:
+    """One unit of work on the store (migrated first), closed again when the command is done."""
+    from tlsgate.store import open_store
+
+    store = open_store(_url(ctx, database_url))
+    try:
+        with store.session() as session:
+            yield session
+    finally:
+        store.dispose()
 
 
 def _url(ctx: typer.Context, database_url: str | None) -> str:
@@ -141,24 +160,18 @@ def admin_create(
     from sqlalchemy import select
 
     from tlsgate.portal.security import create_admin
-    from tlsgate.store import AdminAccount, open_store, record_audit
+    from tlsgate.store import AdminAccount, record_audit
 
     name = username.strip().casefold()
     if not name or len(name) > 64:
         raise ConfigError("the user name must be 1 to 64 characters")
     password, generated = _password(password_env)
-    store = open_store(_url(ctx, database_url))
-    try:
-        with store.session() as session:
-            if session.scalars(select(AdminAccount).where(AdminAccount.username == name)).first():
-                raise ConfigError(f"an admin called {name!r} already exists (use tlsgate admin reset-password)")
-            from tlsgate.clock import system_clock
-
-            now = system_clock()
-            create_admin(session, name, password, now, must_change=generated)
-            record_audit(session, at=now, actor="cli", action="admin.create", target=name, source="cli")
-    finally:
-        store.dispose()
+    with _session(ctx, database_url) as session:
+        if session.scalars(select(AdminAccount).where(AdminAccount.username == name)).first():
+            raise ConfigError(f"an admin called {name!r} already exists (use tlsgate admin reset-password)")
+        now = system_clock()
+        create_admin(session, name, password, now, must_change=generated)
+        record_audit(session, at=now, actor="cli", action="admin.create", target=name, source="cli")
     _report(ctx, name, password if generated else None, "Created")
 
 
@@ -172,23 +185,18 @@ def admin_reset_password(
     """Set a new password (one-time unless --password-env), sign the admin out everywhere, lift any lock-out."""
     from sqlalchemy import select
 
-    from tlsgate.clock import system_clock
     from tlsgate.portal.security import set_password
-    from tlsgate.store import AdminAccount, open_store, record_audit
+    from tlsgate.store import AdminAccount, record_audit
 
     name = username.strip().casefold()
     password, generated = _password(password_env)
-    store = open_store(_url(ctx, database_url))
-    try:
-        with store.session() as session:
-            admin = session.scalars(select(AdminAccount).where(AdminAccount.username == name)).first()
-            if admin is None:
-                raise ConfigError(f"there is no admin called {name!r}")
-            now = system_clock()
-            set_password(session, admin, password, now, must_change=generated)
-            record_audit(session, at=now, actor="cli", action="admin.reset-password", target=name, source="cli")
-    finally:
-        store.dispose()
+    with _session(ctx, database_url) as session:
+        admin = session.scalars(select(AdminAccount).where(AdminAccount.username == name)).first()
+        if admin is None:
+            raise ConfigError(f"there is no admin called {name!r}")
+        now = system_clock()
+        set_password(session, admin, password, now, must_change=generated)
+        record_audit(session, at=now, actor="cli", action="admin.reset-password", target=name, source="cli")
     _report(ctx, name, password if generated else None, "Reset the password of")
 
 
@@ -215,9 +223,8 @@ def token_create(
     """Issue a token; its secret is printed once on stdout (only its hash is stored)."""
     from datetime import timedelta
 
-    from tlsgate.clock import system_clock
     from tlsgate.portal.tokens import issue_api_token, issue_enrollment_token
-    from tlsgate.store import open_store, record_audit
+    from tlsgate.store import record_audit
 
     if kind not in ("api", "enrollment"):
         raise ConfigError(f"unknown token kind {kind!r} (choose api or enrollment)")
@@ -228,15 +235,11 @@ def token_create(
         raise ConfigError("the token name must be 1 to 128 characters")
     now = system_clock()
     expires_at = now + timedelta(days=expires_days) if expires_days else None
-    store = open_store(_url(ctx, database_url))
-    try:
-        with store.session() as session:
-            if kind == "api":
-                secret, _ = issue_api_token(session, label, "cli", now, expires_at)
-            else:
-                secret, _ = issue_enrollment_token(session, label, "cli", now, expires_at, max_uses)
-            record_audit(session, at=now, actor="cli", action=f"token.{kind}.create", target=label, source="cli")
-    finally:
-        store.dispose()
+    with _session(ctx, database_url) as session:
+        if kind == "api":
+            secret, _ = issue_api_token(session, label, "cli", now, expires_at)
+        else:
+            secret, _ = issue_enrollment_token(session, label, "cli", now, expires_at, max_uses)
+        record_audit(session, at=now, actor="cli", action=f"token.{kind}.create", target=label, source="cli")
     _ctx(ctx).err.print(f"Created the {kind} token [bold]{label}[/]; its secret is shown only now:")
     typer.echo(secret)

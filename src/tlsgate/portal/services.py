@@ -29,6 +29,7 @@ __all__ = [
     "expiry_alert",
     "fleet",
     "load_ca",
+    "require_ca",
     "root_facts",
     "synced_ca",
 ]
@@ -98,6 +99,14 @@ def load_ca(settings: PortalSettings) -> CertificateAuthority | None:
         return CertificateAuthority.load(settings.ca_dir, clock=settings.clock)
     except CANotFoundError:
         return None
+
+
+def require_ca(settings: PortalSettings) -> CertificateAuthority:
+    """The CA, for operations that need one: a clear error (404) when there is none yet."""
+    ca = load_ca(settings)
+    if ca is None:  # the message names no server path: the CA set is public
+        raise CANotFoundError("there is no CA yet: create it with tlsgate ca init")
+    return ca
 
 
 def synced_ca(session: Session, settings: PortalSettings) -> CertificateAuthority | None:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from sqlalchemy import or_, select, update
 
 from tlsgate.ca import CertificateAuthority, ExportFormat, KeyType, describe_version
-from tlsgate.errors import CANotFoundError, ConfigError
+from tlsgate.errors import ConfigError
 from tlsgate.portal.api.auth import AdminToken, EndpointOrAdmin, EnrollmentDep
 from tlsgate.portal.api.schemas import (
     AuditOut,
@@ -39,7 +39,7 @@ from tlsgate.portal.api.schemas import (
 )
 from tlsgate.portal.deps import DbSession, SettingsDep, client_address
 from tlsgate.portal.hosts import parse_host_list
-from tlsgate.portal.services import Download, download, endpoint_view, fleet, load_ca, root_facts, synced_ca
+from tlsgate.portal.services import Download, download, endpoint_view, fleet, load_ca, require_ca, root_facts, synced_ca
 from tlsgate.portal.settings import PortalSettings
 from tlsgate.portal.tokens import ENDPOINT_PREFIX, issue_enrollment_token
 from tlsgate.store import (
@@ -59,13 +59,6 @@ from tlsgate.store import (
 
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422)}
 router = APIRouter(prefix="/api/v1", responses=_ERRORS)
-
-
-def _require_ca(settings: PortalSettings) -> CertificateAuthority:
-    ca = load_ca(settings)
-    if ca is None:
-        raise CANotFoundError("there is no CA yet: create it with tlsgate ca init")
-    return ca
 
 
 def _ca_set(ca: CertificateAuthority, settings: PortalSettings) -> CASet:
@@ -98,7 +91,7 @@ def _ca_set(ca: CertificateAuthority, settings: PortalSettings) -> CASet:
 
 @router.get("/ca", response_model=CASet, tags=["ca"], summary="Every version of the CA (public certificates)")
 def get_ca(settings: SettingsDep) -> CASet:
-    return _ca_set(_require_ca(settings), settings)
+    return _ca_set(require_ca(settings), settings)
 
 
 @router.get(
@@ -112,7 +105,7 @@ def get_ca_certificates(
     format: Annotated[ExportFormat, Query()] = ExportFormat.PEM,
     all_versions: Annotated[bool, Query()] = False,
 ) -> Response:
-    ca = _require_ca(settings)
+    ca = require_ca(settings)
     item = Download("api", "", format, all_versions, "", "")
     if format is ExportFormat.DER and all_versions:
         raise ConfigError("DER holds exactly one certificate; use pem or p7b for all versions")
@@ -282,7 +275,7 @@ def get_fleet(db: DbSession, settings: SettingsDep, caller: AdminToken) -> Fleet
 
 @router.post("/ca/renew", response_model=CASet, tags=["admin"], summary="Renew the root in place")
 def renew(body: RenewIn, request: Request, db: DbSession, settings: SettingsDep, caller: AdminToken) -> CASet:
-    ca = _require_ca(settings)
+    ca = require_ca(settings)
     new = ca.renew(body.days)
     sync_ca_versions(db, ca, settings.clock())
     record_audit(
@@ -299,7 +292,7 @@ def renew(body: RenewIn, request: Request, db: DbSession, settings: SettingsDep,
 
 @router.post("/ca/rotate", response_model=CASet, tags=["admin"], summary="Rotate to a new, cross-signed root")
 def rotate(body: RotateIn, request: Request, db: DbSession, settings: SettingsDep, caller: AdminToken) -> CASet:
-    ca = _require_ca(settings)
+    ca = require_ca(settings)
     old = ca.root.id
     new = ca.rotate(KeyType.parse(body.key_type) if body.key_type else None, body.subject, body.days)
     sync_ca_versions(db, ca, settings.clock())

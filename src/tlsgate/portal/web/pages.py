@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from tlsgate.ca import KeyType, describe_version
 from tlsgate.ca.authority import DEFAULT_CA_DAYS
-from tlsgate.errors import CANotFoundError, ConfigError
+from tlsgate.errors import ConfigError
 from tlsgate.portal.deps import CsrfChecked, DbSession, SettingsDep, SignedIn, client_address, safe_local_path
 from tlsgate.portal.hosts import parse_host_list
-from tlsgate.portal.services import DOWNLOADS, download, fleet, load_ca, synced_ca
+from tlsgate.portal.services import DOWNLOADS, download, fleet, load_ca, require_ca, synced_ca
 from tlsgate.portal.web.render import render
 from tlsgate.store import (
     Notification,
@@ -74,9 +74,7 @@ def tls_download(name: str, db: DbSession, settings: SettingsDep, admin_session:
     item = DOWNLOADS.get(name)
     if item is None:
         raise HTTPException(404, f"no download called {name!r}")
-    ca = load_ca(settings)
-    if ca is None:
-        raise CANotFoundError("there is no CA yet: create it with tlsgate ca init")
+    ca = require_ca(settings)
     data = download(ca, item, settings.clock())
     return Response(
         data,
@@ -89,9 +87,7 @@ def tls_download(name: str, db: DbSession, settings: SettingsDep, admin_session:
 def tls_confirm(operation: str, request: Request, settings: SettingsDep, admin_session: SignedIn) -> Response:
     if operation not in ("renew", "rotate"):
         raise HTTPException(404, "no such page")
-    ca = load_ca(settings)
-    if ca is None:
-        raise CANotFoundError("there is no CA yet: create it with tlsgate ca init")
+    ca = require_ca(settings)
     return render(
         request,
         "confirm.html",
@@ -115,9 +111,7 @@ def tls_renew(
 ) -> Response:
     if confirm != "yes":
         return RedirectResponse("/policy/tls/renew", status_code=303)
-    ca = load_ca(settings)
-    if ca is None:
-        raise CANotFoundError("there is no CA yet: create it with tlsgate ca init")
+    ca = require_ca(settings)
     new = ca.renew(days)
     sync_ca_versions(db, ca, settings.clock())
     record_audit(
@@ -148,9 +142,7 @@ def tls_rotate(
 ) -> Response:
     if confirm != "yes":
         return RedirectResponse("/policy/tls/rotate", status_code=303)
-    ca = load_ca(settings)
-    if ca is None:
-        raise CANotFoundError("there is no CA yet: create it with tlsgate ca init")
+    ca = require_ca(settings)
     old = ca.root.id
     new = ca.rotate(KeyType.parse(key_type) if key_type else None, subject.strip() or None, days)
     sync_ca_versions(db, ca, settings.clock())
