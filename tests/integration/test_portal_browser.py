@@ -114,7 +114,10 @@ def test_expiring_root_download_and_csrf(browser: object, tmp_path: Path) -> Non
         modal.wait_for(state="visible")
         assert "expires in 9 days" in modal.inner_text() or "expires in 10 days" in modal.inner_text()
         page.screenshot(path=ARTIFACTS / "10-days-dashboard-expiry-modal.png", full_page=True)
-        modal.get_by_role("button", name="Dismiss").click()
+        # Dismiss is a form post answered by a redirect: wait for that navigation, not for the
+        # already-loaded page's load state (which raced the post in CI).
+        with page.expect_navigation(url=portal.url + "/"):
+            modal.get_by_role("button", name="Dismiss").click()
         page.wait_for_load_state()
         assert page.locator("#expiry-modal").count() == 0
         page.screenshot(path=ARTIFACTS / "10-days-dashboard.png", full_page=True)
