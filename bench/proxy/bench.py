@@ -798,6 +798,11 @@ class RssSampler(threading.Thread):
             self.sample()
             self._halt.wait(self.interval)
 
+    def high_water_mib(self) -> float:
+        """The peak so far (sum of VmHWM), sampled now: logged after each figure to see which one sets it."""
+        self.sample()
+        return sum(self.hwm_kib.values()) / 1024
+
     def finish(self) -> dict:
         self.sample()
         self._halt.set()
@@ -899,6 +904,15 @@ def _read_http_response(sock, deadline: float) -> tuple[int, bytes]:
                 raise ConnectionError("connection closed mid-body")
             body += chunk
     return status, body
+
+
+def _hwm_note(sampler: RssSampler | None, res: dict, figure: str) -> str:
+    """' (RSS high-water N MiB)' after a figure, also kept in the results; '' without a sampler."""
+    if sampler is None:
+        return ""
+    mib = sampler.high_water_mib()
+    res[f"rss_hwm_after_{figure}_mib"] = mib
+    return f" (RSS high-water {mib:.1f} MiB)"
 
 
 def first_contact(ctx, target: Target, run_no: int, n: int, budget_s: float) -> dict:
@@ -1028,7 +1042,10 @@ def measure_once(ctx, target: Target, run_no: int, res: dict) -> dict:
             )
         fc = first_contact(ctx, target, run_no, a.hosts, a.fc_budget)
         res.update(fc)
-        log(f"  [{target.name}] first contact: {fc['first_contact_ms']:.2f} ms/host over {fc['hosts']} hosts")
+        log(
+            f"  [{target.name}] first contact: {fc['first_contact_ms']:.2f} ms/host over {fc['hosts']} hosts"
+            + _hwm_note(sampler, res, "first_contact")
+        )
         url1k = ctx.origin.url(LOAD_HOST, "1k")
         run_hey(ctx, target, url1k, a.warmup)  # warm-up, discarded
         h = run_hey(ctx, target, url1k, a.duration)
@@ -1040,6 +1057,7 @@ def measure_once(ctx, target: Target, run_no: int, res: dict) -> dict:
         log(
             f"  [{target.name}] keep-alive 1k: {h['ok_rps']:,.0f} req/s, p99 {res['ka_1k_p99_ms']:.2f} ms"
             + (f", {res['ka_1k_errors']} errors" if res["ka_1k_errors"] else "")
+            + _hwm_note(sampler, res, "ka_1k")
         )
         time.sleep(a.pause)
         h = run_hey(ctx, target, url1k, a.duration, keepalive=False)
@@ -1051,6 +1069,7 @@ def measure_once(ctx, target: Target, run_no: int, res: dict) -> dict:
         log(
             f"  [{target.name}] new conn/request: {h['ok_rps']:,.0f} req/s"
             + (f", {res['newconn_errors']} errors" if res["newconn_errors"] else "")
+            + _hwm_note(sampler, res, "newconn")
         )
         time.sleep(a.pause)
         h = run_hey(ctx, target, ctx.origin.url(LOAD_HOST, "100k"), a.duration)
@@ -1059,6 +1078,7 @@ def measure_once(ctx, target: Target, run_no: int, res: dict) -> dict:
         log(
             f"  [{target.name}] 100 KiB: {mbps:,.1f} MB/s ({h['ok_rps']:,.0f} req/s)"
             + (f", {res['large_100k_errors']} errors" if res["large_100k_errors"] else "")
+            + _hwm_note(sampler, res, "large_100k")
         )
         if sampler:
             res.update(sampler.finish())

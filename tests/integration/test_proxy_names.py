@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from badssl import BadSSL
 from proxy_fixtures import ProxyThread, badssl, issuer, proxy, tlsgate_ca
+
+from tlsgate.ca.leaf import LeafIssuer
 
 pytestmark = pytest.mark.integration
 __all__ = ["badssl", "issuer", "proxy", "tlsgate_ca"]
@@ -65,3 +70,53 @@ def test_an_sni_that_is_not_a_host_name_keeps_the_connect_hosts_leaf(
         assert ("DNS", "good.test") in cert["subjectAltName"]
         tls.sendall(b"GET /go HTTP/1.1\r\nHost: good.test\r\nConnection: close\r\n\r\n")
         assert tls.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+def test_clients_racing_to_a_new_host_share_one_mint_and_all_get_its_leaf(
+    proxy: ProxyThread,
+    tlsgate_ca: tuple[Path, Path],
+    badssl: BadSSL,
+    issuer: LeafIssuer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first contact's leaf is minted off the event loop, once, whoever asks at the same moment."""
+    minted: list[tuple[object, ...]] = []
+    real_mint = issuer.mint
+
+    def counting_mint(hosts):  # type: ignore[no-untyped-def]
+        minted.append(tuple(hosts))
+        time.sleep(0.05)  # a slow mint: every client arrives while it runs
+        return real_mint(hosts)
+
+    monkeypatch.setattr(issuer, "mint", counting_mint)
+    port = badssl.ports["good"]
+    context = ssl.create_default_context(cafile=str(tlsgate_ca[1]))
+    barrier = threading.Barrier(12)
+
+    def client() -> list[tuple[str, str]]:
+        raw = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        barrier.wait(10)
+        raw.sendall(f"CONNECT race.test:{port} HTTP/1.1\r\nHost: race.test:{port}\r\n\r\n".encode())
+        assert raw.recv(4096).startswith(b"HTTP/1.1 200")
+        with context.wrap_socket(raw, server_hostname="race.test") as tls:  # verified against our root
+            return list(tls.getpeercert()["subjectAltName"])
+
+    with ThreadPoolExecutor(12) as pool:
+        names = list(pool.map(lambda _: client(), range(12)))
+    assert names == [[("DNS", "race.test")]] * 12
+    assert minted == [("race.test",)]
+
+
+def test_a_connect_host_no_leaf_can_name_ends_the_handshake_with_a_reason(
+    proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], badssl: BadSSL
+) -> None:
+    host = "a" * 64 + ".test"  # a 64-character label is not a DNS name
+    raw = connect(proxy, host, badssl.ports["good"])
+    context = ssl.create_default_context(cafile=str(tlsgate_ca[1]))
+    context.check_hostname = False
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        context.wrap_socket(raw, server_hostname="x.test")
+    raw.close()
+    event = proxy.wait_for_event(lambda e: e.host == host)
+    assert event.tls_error is not None
+    assert "invalid host name" in event.tls_error

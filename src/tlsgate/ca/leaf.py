@@ -109,6 +109,16 @@ class LeafIssuer:
     def __len__(self) -> int:
         return len(self._by_names)
 
+    def cached(self, hosts: Sequence[str]) -> Leaf | None:
+        """The cached leaf for exactly these names if it is still fresh; never mints (no parsing)."""
+        request = tuple(hosts)
+        with self._lock:
+            leaf = self._by_request.get(request)
+            if leaf is not None and self._clock() < leaf.refresh_at:
+                self._by_request.move_to_end(request)
+                return leaf
+        return None
+
     def get(self, hosts: Sequence[str]) -> Leaf:
         """The cached leaf for these names, minted on first contact or when close to expiry."""
         request = tuple(hosts)
@@ -159,6 +169,8 @@ class LeafIssuer:
             not_after,
         )
         context = self._context_factory()
+        # The names this context vouches for, so a server's SNI check needs no cache lookup.
+        context.tlsgate_hosts = frozenset(hosts)  # type: ignore[attr-defined]
         _load_chain(context, cert.public_bytes(Encoding.PEM) + self._chain_pem, dump_private_key(key))
         lifetime = not_after - now
         refresh_at = not_after - min(timedelta(days=7), lifetime / 4)
