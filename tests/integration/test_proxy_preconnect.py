@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import threading
@@ -11,8 +12,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import uvloop
 from badssl import BadSSL, make_leaf, server_context
-from proxy_fixtures import ProxyThread, badssl, issuer, proxy, tlsgate_ca
+from proxy_fixtures import ProxyThread, badssl, issuer, proxy, resolve_test_names, tlsgate_ca
+
+from tlsgate.proxy.http1 import Limits
+from tlsgate.proxy.upstream import ResumingContext, UpstreamConnection, UpstreamPool, upstream_context
 
 pytestmark = pytest.mark.integration
 __all__ = ["badssl", "issuer", "proxy", "tlsgate_ca"]
@@ -56,7 +61,7 @@ class CountingOrigin(ThreadingHTTPServer):
 
 @pytest.fixture
 def origin(badssl: BadSSL) -> Iterator[CountingOrigin]:
-    leaf = make_leaf(["count.test"], badssl.intermediate)
+    leaf = make_leaf(["count.test", "first-contact.test"], badssl.intermediate)
     server = CountingOrigin(server_context([leaf.cert, badssl.intermediate.cert], leaf.key))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -96,6 +101,19 @@ def test_the_origin_is_dialled_during_the_handshake_and_used_by_the_first_reques
         client.close()
 
 
+def test_first_contact_dials_on_connect_and_a_client_that_leaves_there_leaves_no_upstream_connection(
+    proxy: ProxyThread, origin: CountingOrigin
+) -> None:
+    """A host whose leaf is not cached yet: the origin's handshake starts on CONNECT, before any ClientHello."""
+    port = origin.server_address[1]
+    raw = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    raw.sendall(f"CONNECT first-contact.test:{port} HTTP/1.1\r\nHost: first-contact.test:{port}\r\n\r\n".encode())
+    assert raw.recv(4096).startswith(b"HTTP/1.1 200")
+    assert wait_for(lambda: origin.handshaken == 1)  # no TLS byte sent by the client yet
+    raw.close()  # the client never speaks
+    assert wait_for(lambda: origin.finished == 1)  # and the proxy closed its dial
+
+
 def test_a_client_that_leaves_after_the_handshake_leaves_no_upstream_connection(
     proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], origin: CountingOrigin
 ) -> None:
@@ -104,3 +122,57 @@ def test_a_client_that_leaves_after_the_handshake_leaves_no_upstream_connection(
     assert origin.finished == 0
     client.close()
     assert wait_for(lambda: origin.finished == 1)  # and closed when the client left
+
+
+def _pool(badssl: BadSSL, **kwargs: float) -> tuple[UpstreamPool, ResumingContext]:
+    context = upstream_context(badssl.root_file)
+    pool = UpstreamPool(
+        context, limits=Limits(8192, 65536, 100), connect_timeout=5, resolve=resolve_test_names, **kwargs
+    )
+    return pool, context
+
+
+def _resumed(conn: UpstreamConnection) -> bool:
+    assert conn.transport is not None
+    return bool(conn.transport.get_extra_info("ssl_object").session_reused)
+
+
+def test_a_second_connection_to_a_host_resumes_the_first_ones_tls_session(
+    badssl: BadSSL, origin: CountingOrigin
+) -> None:
+    async def scenario() -> list[bool]:
+        pool, _ = _pool(badssl)
+        target = ("https", "count.test", origin.server_address[1])
+        first = await pool.connect(target)
+        await asyncio.sleep(0.2)  # the origin's TLS 1.3 session tickets arrive after its handshake
+        second = await pool.connect(target)  # dialled while the first is open
+        resumed = [_resumed(first), _resumed(second)]
+        first.close()
+        second.close()
+        await asyncio.sleep(0.1)  # let the transports finish closing before the loop ends
+        return resumed
+
+    assert uvloop.run(scenario()) == [False, True]
+    assert origin.handshaken == 2
+
+
+def test_a_host_whose_idle_connection_timed_out_resumes_on_its_next_visit(
+    badssl: BadSSL, origin: CountingOrigin
+) -> None:
+    async def scenario() -> list[bool]:
+        pool, context = _pool(badssl, idle_timeout=30.0)
+        target = ("https", "count.test", origin.server_address[1])
+        visit = await pool.connect(target)
+        await asyncio.sleep(0.2)
+        pool.release(visit, now=0.0)
+        remembered_while_pooled = "count.test" in context.sessions
+        pool.sweep(now=31.0)  # idle too long: closed, its session kept
+        assert visit.closed
+        again = await pool.connect(target)
+        resumed = [remembered_while_pooled, _resumed(again)]
+        again.close()
+        await asyncio.sleep(0.1)
+        return resumed
+
+    # a host visited once pays nothing for session bookkeeping until its connection is closed
+    assert uvloop.run(scenario()) == [False, True]

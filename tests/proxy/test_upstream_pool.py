@@ -19,7 +19,7 @@ class FakeTransport:
         return None
 
 
-@dataclass
+@dataclass(eq=False)  # identity-hashed, like the real connection
 class FakeConn:
     origin: tuple[str, str, int]
     closed: bool = False

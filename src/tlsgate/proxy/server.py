@@ -7,10 +7,10 @@ HTTP/1 parsing from :mod:`tlsgate.proxy.http1`. Rules kept here:
 * after ``CONNECT`` the first client bytes decide: a TLS record starts interception (leaf
   by SNI, falling back to the CONNECT host), anything else is plain HTTP or refused
   (``connect_without_tls``);
-* the origin is dialled when the client's ClientHello arrives (it means to talk), never on a bare
-  CONNECT (clients that open and abandon connections would cost a dial each);
-* a leaf not yet cached is minted in a worker thread, started on CONNECT, so its cost overlaps
-  the client's ClientHello and the origin's dial instead of stalling the event loop;
+* the origin is dialled when the client's ClientHello arrives (it means to talk), not on a bare
+  CONNECT (clients that open and abandon connections, as Go's does, would cost a dial each) —
+  except on first contact with a host (its leaf is not cached): there the origin's handshake is
+  the slowest step, so it starts on CONNECT, beside the client's ClientHello and our mint;
 * the upstream is always the CONNECT host, whatever the Host header or SNI say;
 * a client that aborts our handshake with ``unknown_ca`` / ``bad_certificate`` /
   ``certificate_unknown`` is recorded as a ``reject`` event;
@@ -25,12 +25,10 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httptools
 
-from tlsgate.ca.leaf import Leaf
 from tlsgate.ca.names import normalize_host
 from tlsgate.errors import RemoteProtocolError, TlsgateError
 from tlsgate.policy import Action, Policy
@@ -51,9 +49,7 @@ except ImportError:  # pragma: no cover - uvloop is a dependency; this keeps pla
 
 __all__ = ["ClientConnection", "ProxyServer"]
 
-_PROXY, _AWAIT_TLS, _MINTING, _HANDSHAKE, _INTERCEPT, _TUNNEL, _CLOSED = range(7)
-#: a ClientHello waiting for its leaf is a few KiB; a client that sends more before our answer is abusive
-_MAX_PENDING_HELLO = 64 * 1024
+_PROXY, _AWAIT_TLS, _HANDSHAKE, _INTERCEPT, _TUNNEL, _CLOSED = range(6)
 # reasons to stop reading from the client, as bits
 _P_QUEUE, _P_UPSTREAM, _P_PEER = 1, 2, 4
 
@@ -98,8 +94,6 @@ class ProxyServer:
         self._ticker: asyncio.Task[None] | None = None
         self.port = 0
         self.draining = False
-        self._minting: dict[tuple[object, str], asyncio.Future[Leaf]] = {}
-        self._mint_pool: ThreadPoolExecutor | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -133,32 +127,6 @@ class ProxyServer:
     def emit(self, event: AccessEvent) -> None:
         if self.sink is not None:
             self.sink(event)
-
-    def leaf_for(self, host: str) -> Leaf | asyncio.Future[Leaf]:
-        """The cached leaf for ``host``, or the future of its mint in a worker thread.
-
-        One mint per host at a time, however many connections ask. Most of a mint's ~1.2 ms is
-        OpenSSL decoding the PEM chain and key with the GIL released, so it runs beside the event
-        loop (the origin's dial, other clients) instead of stalling it.
-        """
-        issuer = self.issuer
-        leaf: Leaf | None = issuer.cached((host,))
-        if leaf is not None:
-            return leaf
-        key = (issuer, host)
-        future = self._minting.get(key)
-        if future is None:
-            if self._mint_pool is None:
-                self._mint_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tlsgate-mint")
-            future = asyncio.get_running_loop().run_in_executor(self._mint_pool, issuer.get, (host,))
-            self._minting[key] = future
-            future.add_done_callback(lambda done: self._mint_done(key, done))
-        return future
-
-    def _mint_done(self, key: tuple[object, str], future: asyncio.Future[Leaf]) -> None:
-        self._minting.pop(key, None)
-        if not future.cancelled():
-            future.exception()  # retrieved here; every connection waiting on it reports it
 
     def sni_callback(self, ssl_object: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext) -> int | None:
         """The handshake already carries the CONNECT host's leaf; the SNI name must be that host.
@@ -200,8 +168,6 @@ class ProxyServer:
             transport.abort()  # type: ignore[attr-defined]
         self.raw_transports.clear()
         self.pool.close()
-        if self._mint_pool is not None:
-            self._mint_pool.shutdown(wait=False, cancel_futures=True)
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -242,10 +208,6 @@ class ClientConnection(asyncio.Protocol):
         self.upgrade_exchange: Exchange | None = None
         #: the upstream connection dialled while the client's handshake runs (see _start_tls)
         self.preconnect: asyncio.Task[UpstreamConnection] | None = None
-        #: the CONNECT host's leaf, or the future of its mint (started on CONNECT)
-        self.leaf: Leaf | asyncio.Future[Leaf] | None = None
-        #: the ClientHello bytes received while the leaf is being minted
-        self.pending_hello: bytearray | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -284,10 +246,6 @@ class ClientConnection(asyncio.Protocol):
                 self.tunnel.transport.write(data)
         elif mode == _AWAIT_TLS:
             self._first_bytes(data)
-        elif mode == _MINTING and self.pending_hello is not None:
-            self.pending_hello += data
-            if len(self.pending_hello) > _MAX_PENDING_HELLO:
-                self.abort()
 
     def eof_received(self) -> bool | None:
         tunnel = self.tunnel
@@ -480,7 +438,10 @@ class ClientConnection(asyncio.Protocol):
             return
         self.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         self.mode = _AWAIT_TLS
-        self.leaf = self.server.leaf_for(host)  # minted while the client writes its ClientHello
+        if self.server.issuer.cached((host,)) is None:
+            # First contact with this host: its leaf is minted when the ClientHello comes, and the
+            # origin's handshake (the slowest step) starts now instead of after both.
+            self._dial_origin()
         self._arm_idle()
         if rest:
             self._first_bytes(rest)
@@ -500,37 +461,24 @@ class ClientConnection(asyncio.Protocol):
             self.abort()
 
     def _start_tls(self, data: bytes) -> None:
-        # The client has sent a ClientHello, so it means to talk: dial the origin now, while the
-        # leaf is minted and our handshake with the client runs, instead of after them (a client
-        # that only sends CONNECT and leaves never gets this far, so it costs no upstream dial).
+        # The client has sent a ClientHello, so it means to talk: dial the origin now (unless that
+        # began on CONNECT), while our handshake with the client runs, instead of after it.
+        if self.preconnect is None:
+            self._dial_origin()
+        try:
+            context = self.server.issuer.get((self.connect_host,)).context
+        except TlsgateError as exc:
+            if self.server.sink is not None:
+                self.server.emit(self._event("CONNECT", 0, action="inspect", tls_error=str(exc)))
+            self.abort()
+            return
+        self._handshake(context, data)
+
+    def _dial_origin(self) -> None:
         origin: Origin = ("https", self.connect_host, self.connect_port)
         if not self.server.pool.has_idle(origin):
             self.preconnect = self.loop.create_task(self.server.pool.connect(origin))
             self.preconnect.add_done_callback(_consume_exception)
-        leaf = self.leaf if self.leaf is not None else self.server.leaf_for(self.connect_host)
-        if isinstance(leaf, asyncio.Future):
-            self.mode = _MINTING
-            self.pending_hello = bytearray(data)
-            if leaf.done():
-                self._leaf_ready(leaf)
-            else:
-                leaf.add_done_callback(self._leaf_ready)
-            return
-        self._handshake(leaf.context, data)
-
-    def _leaf_ready(self, future: asyncio.Future[Leaf]) -> None:
-        if self.mode != _MINTING or self.pending_hello is None:
-            return  # the client left while its leaf was minted
-        data, self.pending_hello = bytes(self.pending_hello), None
-        exc = asyncio.CancelledError("proxy stopping") if future.cancelled() else future.exception()
-        if exc is not None:
-            if self.server.sink is not None:
-                reason = str(exc) if isinstance(exc, TlsgateError) else f"leaf minting failed: {exc!r}"
-                self.server.emit(self._event("CONNECT", 0, action="inspect", tls_error=reason))
-            self.abort()
-            return
-        self.leaf = leaf = future.result()
-        self._handshake(leaf.context, data)
 
     def _handshake(self, context: ssl.SSLContext, data: bytes) -> None:
         if context.sni_callback is None:
@@ -711,7 +659,6 @@ class ClientConnection(asyncio.Protocol):
             _discard(self.preconnect)
             self.preconnect = None
         self.mode = _CLOSED
-        self.pending_hello = None
         self.server.connections.discard(self)
         for exchange in (self.exchange, self.upgrade_exchange):
             if exchange is not None:

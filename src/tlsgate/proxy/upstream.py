@@ -8,13 +8,19 @@ RSA-1024 keys and SHA-1 signatures are refused). Nothing here can turn verificat
 Idle connections are pooled per ``(scheme, host, port)`` and shared by every client connection
 of the worker; TLS sessions are remembered per host name and offered again on the next
 connection (the ``wrap_bio`` override below, because asyncio has no session argument).
+
+Taking a session out of a connection costs ~0.1 ms (CPython copies it through DER, peer
+certificate included), so it is done only when it can pay off: when a second connection to a
+host is dialled while one is open, and when the pool closes an idle connection on its timeout
+(so a host visited again later resumes). A host visited once never pays for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections import deque
+import weakref
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -84,7 +90,7 @@ class UpstreamOwner(Protocol):
 class UpstreamConnection(asyncio.Protocol):
     """One connection to an origin; its owner is the exchange using it, or None when idle in the pool."""
 
-    __slots__ = ("closed", "idle_since", "origin", "owner", "raw", "reader", "reused", "transport")
+    __slots__ = ("__weakref__", "closed", "idle_since", "origin", "owner", "raw", "reader", "reused", "transport")
 
     def __init__(self, origin: Origin, limits: Limits) -> None:
         self.origin = origin
@@ -93,7 +99,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.raw = False  # after 101: bytes go through untouched
-        self.reused = False
+        self.reused = False  # it has waited idle in the pool: the origin may close it as we write
         self.idle_since = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -171,23 +177,33 @@ class UpstreamPool:
         # Idle connections across all origins: each holds ~250 KiB (uvloop's TLS read buffer), and
         # browsing touches many hosts once; beyond this the longest-idle one is closed.
         self._max_idle = max_idle
-        self._idle_count = 0
         self._idle_timeout = idle_timeout
+        #: per origin, most recently released last (taken from the right: the warmest)
         self._idle: dict[Origin, deque[UpstreamConnection]] = {}
+        #: every idle connection, longest idle first: eviction and the sweep start here
+        self._by_age: OrderedDict[UpstreamConnection, None] = OrderedDict()
+        #: the newest open connection per https host: a second dial resumes its TLS session
+        self._latest: weakref.WeakValueDictionary[str, UpstreamConnection] = weakref.WeakValueDictionary()
         self._resolve = resolve
 
+    @property
+    def idle_count(self) -> int:
+        return len(self._by_age)
+
     def has_idle(self, origin: Origin) -> bool:
-        return bool(self._idle.get(origin))
+        return origin in self._idle
 
     def take_idle(self, origin: Origin, now: float) -> UpstreamConnection | None:
         idle = self._idle.get(origin)
         while idle:
             conn = idle.pop()
-            self._idle_count -= 1
+            if not idle:
+                del self._idle[origin]
+            del self._by_age[conn]
             if conn.closed or conn.transport is None or conn.transport.is_closing():
                 continue
             if now - conn.idle_since > self._idle_timeout:
-                conn.close()
+                self._close_idle(conn)
                 continue
             return conn
         return None
@@ -199,10 +215,16 @@ class UpstreamPool:
         kwargs: dict[str, Any] = {}
         if scheme == "https":
             kwargs = {"ssl": self._context, "server_hostname": host, "ssl_handshake_timeout": self._connect_timeout}
+            if host not in self._context.sessions:
+                sibling = self._latest.get(host)
+                if sibling is not None:  # a second connection to this host: resume the first one's session
+                    self._remember_session(sibling)
         async with asyncio.timeout(self._connect_timeout):
             _, conn = await loop.create_connection(
                 lambda: UpstreamConnection(origin, self._limits), address[0], address[1], **kwargs
             )
+        if scheme == "https":
+            self._latest[host] = conn
         return conn
 
     def release(self, conn: UpstreamConnection, now: float) -> None:
@@ -210,41 +232,59 @@ class UpstreamPool:
         conn.owner = None
         if conn.closed or conn.transport is None or conn.transport.is_closing():
             return
-        if not conn.reused and conn.origin[0] == "https":  # first release: keep its TLS session
-            ssl_object = conn.transport.get_extra_info("ssl_object")
-            if ssl_object is not None:
-                self._context.remember(conn.origin[1], ssl_object.session)
-            conn.reused = True
-        idle = self._idle.setdefault(conn.origin, deque())
+        idle = self._idle.get(conn.origin)
+        if idle is None:
+            idle = self._idle[conn.origin] = deque()
         if len(idle) >= self._per_origin:
             conn.close()
             return
-        if self._idle_count >= self._max_idle:
+        if len(self._by_age) >= self._max_idle:
             self._evict_longest_idle()
         conn.idle_since = now
+        conn.reused = True
         idle.append(conn)
-        self._idle_count += 1
+        self._by_age[conn] = None
 
     def _evict_longest_idle(self) -> None:
-        origin = min((o for o in self._idle if self._idle[o]), key=lambda o: self._idle[o][0].idle_since, default=None)
-        if origin is None:
+        if self._by_age:
+            conn, _ = self._by_age.popitem(last=False)
+            self._unlist(conn)
+            conn.close()
+
+    def _unlist(self, conn: UpstreamConnection) -> None:
+        idle = self._idle.get(conn.origin)
+        if idle is not None:
+            idle.remove(conn)
+            if not idle:
+                del self._idle[conn.origin]
+
+    def _remember_session(self, conn: UpstreamConnection) -> None:
+        transport = conn.transport
+        if conn.closed or transport is None or transport.is_closing():
             return
-        self._idle[origin].popleft().close()
-        self._idle_count -= 1
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self._context.remember(conn.origin[1], ssl_object.session)
+
+    def _close_idle(self, conn: UpstreamConnection) -> None:
+        """Close a connection that timed out idle, keeping its TLS session for the host's next visit."""
+        if conn.origin[0] == "https":
+            self._remember_session(conn)
+        conn.close()
 
     def sweep(self, now: float) -> None:
         """Close connections idle for too long (called about once a second)."""
-        for origin in list(self._idle):
-            idle = self._idle[origin]
-            while idle and (idle[0].closed or now - idle[0].idle_since > self._idle_timeout):
-                idle.popleft().close()
-                self._idle_count -= 1
-            if not idle:
-                del self._idle[origin]
+        for conn in list(self._by_age):
+            if conn.closed:
+                del self._by_age[conn]
+                self._unlist(conn)
+            elif now - conn.idle_since > self._idle_timeout:
+                del self._by_age[conn]
+                self._unlist(conn)
+                self._close_idle(conn)
 
     def close(self) -> None:
-        for idle in self._idle.values():
-            for conn in idle:
-                conn.close()
+        for conn in self._by_age:
+            conn.close()
         self._idle.clear()
-        self._idle_count = 0
+        self._by_age.clear()
