@@ -117,3 +117,14 @@ def test_missing_ca_is_one_clear_error(tmp_path: Path) -> None:
     assert result.stderr.decode().strip() == (
         f"tlsgate: error: no CA in {tmp_path / 'ca'} (create one with 'tlsgate ca init')"
     )
+
+
+def test_the_worker_module_alone_refuses_to_start_without_its_settings() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TLSGATE_PROXY_SETTINGS"}
+    result = subprocess.run(
+        [sys.executable, "-m", "tlsgate.proxy"], capture_output=True, check=False, timeout=30, env=env
+    )
+    assert result.returncode == 2
+    assert result.stderr.decode().strip() == (
+        "tlsgate: error: TLSGATE_PROXY_SETTINGS is not set (start the proxy with 'tlsgate proxy')"
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tlsgate.errors import ConfigError
-from tlsgate.proxy import AccessEvent, load_settings, parse_listen
+from tlsgate.proxy import AccessEvent, ProxySettings, load_settings, parse_listen
 from tlsgate.proxy.tlsinfo import client_rejection, error_page, looks_like_tls, upstream_failure_reason
 
 
@@ -24,6 +24,24 @@ def test_toml_then_flags(tmp_path: Path) -> None:
     assert settings.bypass == ("*.bank.example", "*.health.example")
     assert settings.max_header_count == 50
     assert (settings.idle_timeout, settings.upstream_connect_timeout) == (5.0, 2.5)
+
+
+def test_settings_survive_the_hand_over_to_the_worker_process(tmp_path: Path) -> None:
+    settings = load_settings(
+        None,
+        listen="127.0.0.1:3129",
+        upstream_ca=tmp_path / "extra.pem",
+        bypass=("*.bank.example",),
+        database_url="postgresql+psycopg://gw:secret@db/gw",
+        ca_dir=tmp_path / "ca",
+    )
+    assert ProxySettings.from_json(settings.to_json()) == settings
+
+
+@pytest.mark.parametrize("text", ["[]", "{", '{"port": 1, "nonsense": 2}', '{"workers": 0}'])
+def test_unusable_worker_settings_are_one_clear_error(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"unusable proxy settings|workers must be"):
+        ProxySettings.from_json(text)
 
 
 @pytest.mark.parametrize("text", ["nonsense = 1", "[limits]\nmax_nothing = 1", "workers = 0", "not toml ["])

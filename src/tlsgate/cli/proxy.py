@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -57,6 +59,8 @@ def proxy(
         database_url=database_url,
         ca_dir=app_ctx.ca_dir,
     )
-    from tlsgate.proxy.workers import run_proxy  # uvloop and the server: only when the proxy runs
-
-    run_proxy(settings)
+    # Become the lean worker process (same pid, so signals and supervisors are unaffected).
+    os.environ["TLSGATE_PROXY_SETTINGS"] = settings.to_json()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "tlsgate.proxy", f"{settings.host}:{settings.port}"])  # noqa: S606

@@ -26,6 +26,7 @@ TOML keys (all optional), e.g.::
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +94,32 @@ class ProxySettings:
 
     def replace(self, **changes: Any) -> ProxySettings:
         return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> str:
+        """The settings as JSON, for the worker process ``tlsgate proxy`` hands over to."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for name in _PATH_FIELDS:
+            if values[name] is not None:
+                values[name] = str(values[name])
+        return json.dumps(values)
+
+    @classmethod
+    def from_json(cls, text: str) -> ProxySettings:
+        try:
+            values = json.loads(text)
+            if not isinstance(values, dict):
+                raise TypeError("not an object")
+            for name in _PATH_FIELDS:
+                if values.get(name) is not None:
+                    values[name] = Path(values[name])
+            for name in ("bypass", "block"):
+                values[name] = tuple(values.get(name, ()))
+            return cls(**values)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"unusable proxy settings: {exc}") from exc
+
+
+_PATH_FIELDS = ("ca_dir", "upstream_ca")
 
 
 def parse_listen(text: str) -> tuple[str, int]:
