@@ -176,3 +176,22 @@ def test_a_host_whose_idle_connection_timed_out_resumes_on_its_next_visit(
 
     # a host visited once pays nothing for session bookkeeping until its connection is closed
     assert uvloop.run(scenario()) == [False, True]
+
+
+def test_a_first_contact_whose_origin_refuses_still_completes_our_handshake_and_names_the_reason(
+    proxy: ProxyThread, tlsgate_ca: tuple[Path, Path]
+) -> None:
+    """The ClientHello held for the origin dial is released when the dial fails, not left waiting."""
+    from proxy_fixtures import free_port
+
+    port = free_port()  # nothing listens there
+    raw = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    raw.sendall(f"CONNECT refusing.test:{port} HTTP/1.1\r\nHost: refusing.test:{port}\r\n\r\n".encode())
+    assert raw.recv(4096).startswith(b"HTTP/1.1 200")
+    with ssl.create_default_context(cafile=str(tlsgate_ca[1])).wrap_socket(raw, server_hostname="refusing.test") as tls:
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: refusing.test\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while chunk := tls.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 502 ")
+    assert b"connection refused" in reply
