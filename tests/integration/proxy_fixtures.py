@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,8 +32,15 @@ def resolve_test_names(host: str, port: int) -> tuple[str, int]:
 class ProxyThread:
     """A ProxyServer on its own uvloop in a thread; ``events`` collects access events."""
 
-    def __init__(self, settings: ProxySettings, issuer: LeafIssuer, policy: Policy) -> None:
+    def __init__(
+        self,
+        settings: ProxySettings,
+        issuer: LeafIssuer,
+        policy: Policy,
+        resolve: Callable[[str, int], tuple[str, int]] = resolve_test_names,
+    ) -> None:
         self.events: list[AccessEvent] = []
+        self._resolve = resolve
         self.settings = settings
         self._issuer = issuer
         self._policy = policy
@@ -52,7 +59,7 @@ class ProxyThread:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
             self.server = ProxyServer(
-                self.settings, self._issuer, self._policy, sink=self.events.append, resolve=resolve_test_names
+                self.settings, self._issuer, self._policy, sink=self.events.append, resolve=self._resolve
             )
             await self.server.start()
             self.port = self.server.port

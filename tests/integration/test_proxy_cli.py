@@ -120,11 +120,48 @@ def test_missing_ca_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_the_worker_module_alone_refuses_to_start_without_its_settings() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "TLSGATE_PROXY_SETTINGS"}
-    result = subprocess.run(
-        [sys.executable, "-m", "tlsgate.proxy"], capture_output=True, check=False, timeout=30, env=env
-    )
+    result = subprocess.run([sys.executable, "-m", "tlsgate.proxy"], capture_output=True, check=False, timeout=30)
     assert result.returncode == 2
     assert result.stderr.decode().strip() == (
-        "tlsgate: error: TLSGATE_PROXY_SETTINGS is not set (start the proxy with 'tlsgate proxy')"
+        "tlsgate: error: the proxy worker is started by 'tlsgate proxy', not directly"
     )
+
+
+def _proxy_cli(data_dir: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+    script = Path(sys.executable).with_name("tlsgate")
+    return subprocess.run(
+        [str(script), "--data-dir", str(data_dir), "proxy", "--listen", "127.0.0.1:0", *args],
+        capture_output=True,
+        check=False,
+        timeout=30,
+        cwd=cwd,
+    )
+
+
+def test_the_worker_never_imports_from_the_working_directory(tmp_path: Path) -> None:
+    """A module planted in the directory the proxy is started from must not run as the proxy."""
+    planted = tmp_path / "cwd"
+    planted.mkdir()
+    (planted / "uvloop.py").write_text("raise SystemExit(99)\n")
+    result = _proxy_cli(tmp_path / "data", cwd=planted)
+    assert result.returncode == 1  # the worker started with the real uvloop and stopped on the missing CA
+    assert "no CA in" in result.stderr.decode()
+
+
+def test_a_large_configuration_reaches_the_worker(tmp_path: Path) -> None:
+    """5,000 block globs (~165 KB): more than one environment string may hold."""
+    config = tmp_path / "big.toml"
+    config.write_text("block = [" + ", ".join(f'"blocked-{i:05d}.example.org"' for i in range(5000)) + "]\n")
+    result = _proxy_cli(tmp_path / "data", "--config", str(config))
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == (
+        f"tlsgate: error: no CA in {tmp_path / 'data' / 'ca'} (create one with 'tlsgate ca init')"
+    )
+
+
+def test_a_setting_of_the_wrong_type_is_one_clear_error(tmp_path: Path) -> None:
+    config = tmp_path / "typed.toml"
+    config.write_text("access_log = 1979-05-27\n")
+    result = _proxy_cli(tmp_path / "data", "--config", str(config))
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == f"tlsgate: error: {config}: access_log must be a string"

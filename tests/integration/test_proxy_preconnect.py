@@ -16,6 +16,9 @@ import uvloop
 from badssl import BadSSL, make_leaf, server_context
 from proxy_fixtures import ProxyThread, badssl, issuer, proxy, resolve_test_names, tlsgate_ca
 
+from tlsgate.ca.leaf import LeafIssuer
+from tlsgate.policy import Policy
+from tlsgate.proxy import ProxySettings
 from tlsgate.proxy.http1 import Limits
 from tlsgate.proxy.upstream import ResumingContext, UpstreamConnection, UpstreamPool, upstream_context
 
@@ -101,17 +104,82 @@ def test_the_origin_is_dialled_during_the_handshake_and_used_by_the_first_reques
         client.close()
 
 
-def test_first_contact_dials_on_connect_and_a_client_that_leaves_there_leaves_no_upstream_connection(
-    proxy: ProxyThread, origin: CountingOrigin
+def _proxy_with_port_443_at(issuer: LeafIssuer, badssl: BadSSL, port: int) -> ProxyThread:
+    """A proxy whose port 443 leads to a test origin (first contact dials on CONNECT only for 443)."""
+    settings = ProxySettings(host="127.0.0.1", port=0, upstream_ca=badssl.root_file)
+    return ProxyThread(settings, issuer, Policy(), resolve=lambda _host, p: ("127.0.0.1", port if p == 443 else p))
+
+
+@pytest.fixture
+def proxy443(issuer: LeafIssuer, badssl: BadSSL, origin: CountingOrigin) -> Iterator[ProxyThread]:
+    thread = _proxy_with_port_443_at(issuer, badssl, origin.server_address[1])
+    yield thread
+    thread.stop()
+
+
+def _connect(proxy: ProxyThread, host: str, port: int) -> socket.socket:
+    raw = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    raw.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+    assert raw.recv(4096).startswith(b"HTTP/1.1 200")
+    return raw
+
+
+def test_first_contact_on_443_dials_on_connect_and_a_client_that_leaves_there_leaves_no_upstream_connection(
+    proxy443: ProxyThread, origin: CountingOrigin
 ) -> None:
     """A host whose leaf is not cached yet: the origin's handshake starts on CONNECT, before any ClientHello."""
-    port = origin.server_address[1]
-    raw = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
-    raw.sendall(f"CONNECT first-contact.test:{port} HTTP/1.1\r\nHost: first-contact.test:{port}\r\n\r\n".encode())
-    assert raw.recv(4096).startswith(b"HTTP/1.1 200")
+    raw = _connect(proxy443, "first-contact.test", 443)
     assert wait_for(lambda: origin.handshaken == 1)  # no TLS byte sent by the client yet
     raw.close()  # the client never speaks
     assert wait_for(lambda: origin.finished == 1)  # and the proxy closed its dial
+
+
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [
+        ("second-contact.test", "another port than 443: it may carry plain HTTP or WebSocket"),
+        ("a" * 64 + ".test", "no leaf can be minted for this name"),
+    ],
+)
+def test_no_dial_on_a_bare_connect_that_may_not_become_tls(
+    proxy443: ProxyThread, origin: CountingOrigin, host: str, why: str
+) -> None:
+    port = origin.server_address[1] if host == "second-contact.test" else 443
+    raw = _connect(proxy443, host, port)
+    time.sleep(0.3)  # a dial on CONNECT reaches the origin within milliseconds
+    assert origin.accepted == 0, why
+    raw.close()
+
+
+class Impatient(Hello):
+    timeout = 0.3  # closes a connection on which no request came for 0.3 s, as many origins do
+
+
+def test_a_pre_dialled_connection_the_origin_dropped_is_replaced_not_a_502(
+    issuer: LeafIssuer, badssl: BadSSL, tlsgate_ca: tuple[Path, Path]
+) -> None:
+    leaf = make_leaf(["impatient.test"], badssl.intermediate)
+    impatient = CountingOrigin(server_context([leaf.cert, badssl.intermediate.cert], leaf.key))
+    impatient.RequestHandlerClass = Impatient
+    serving = threading.Thread(target=impatient.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    serving.start()
+    proxy = _proxy_with_port_443_at(issuer, badssl, impatient.server_address[1])
+    try:
+        raw = _connect(proxy, "impatient.test", 443)
+        context = ssl.create_default_context(cafile=str(tlsgate_ca[1]))
+        with context.wrap_socket(raw, server_hostname="impatient.test") as tls:
+            assert wait_for(lambda: impatient.finished == 1)  # the origin gave up on the pre-dialled one
+            tls.sendall(b"GET /late HTTP/1.1\r\nHost: impatient.test\r\nConnection: close\r\n\r\n")
+            reply = b""
+            while chunk := tls.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200")
+        assert reply.endswith(b"counted")
+        assert impatient.accepted == 2
+    finally:
+        proxy.stop()
+        impatient.shutdown()
+        impatient.server_close()
 
 
 def test_a_client_that_leaves_after_the_handshake_leaves_no_upstream_connection(

@@ -44,7 +44,20 @@ def test_unusable_worker_settings_are_one_clear_error(text: str) -> None:
         ProxySettings.from_json(text)
 
 
-@pytest.mark.parametrize("text", ["nonsense = 1", "[limits]\nmax_nothing = 1", "workers = 0", "not toml ["])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "nonsense = 1",
+        "[limits]\nmax_nothing = 1",
+        "workers = 0",
+        "not toml [",
+        "workers = true",
+        "pool_max_idle = 0",
+        'access_log = ["a"]',
+        '[limits]\nmax_header_count = "many"',
+        '[timeouts]\nidle = "soon"',
+    ],
+)
 def test_bad_config_is_one_clear_error(tmp_path: Path, text: str) -> None:
     config = tmp_path / "bad.toml"
     config.write_text(text)

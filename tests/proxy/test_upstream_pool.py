@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
+
+from tlsgate.errors import ConfigError
+from tlsgate.proxy import ProxySettings
 from tlsgate.proxy.http1 import Limits
 from tlsgate.proxy.upstream import UpstreamPool, upstream_context
 
@@ -67,3 +71,29 @@ def test_idle_timeout_sweeps_and_keeps_the_count_right() -> None:
     p.release(third, now=12.0)  # type: ignore[arg-type]
     assert not second.closed  # room was made by the sweep, not by evicting
     assert not third.closed
+
+
+def test_evicting_an_origins_last_idle_connection_to_pool_another_of_it_loses_nothing() -> None:
+    """Full pool, the oldest idle entry is origin A's only one, and a second A connection comes back."""
+    a, b = ("https", "a.test", 443), ("https", "b.test", 443)
+    p = pool(max_idle=2, idle_timeout=30.0)
+    a1, b1, a2 = FakeConn(a), FakeConn(b), FakeConn(a)
+    p.release(a1, now=1.0)  # type: ignore[arg-type]
+    p.release(b1, now=2.0)  # type: ignore[arg-type]
+    p.release(a2, now=3.0)  # type: ignore[arg-type]  # evicts a1, A's deque empties and goes
+    assert a1.closed
+    assert p.has_idle(a)
+    assert p.take_idle(a, now=4.0) is a2  # the returned connection is found again
+    p.release(a2, now=5.0)  # type: ignore[arg-type]
+    a3 = FakeConn(a)
+    p.release(a3, now=6.0)  # type: ignore[arg-type]  # evicts b1
+    p.sweep(now=40.0)  # everything timed out: closed without errors
+    assert a2.closed and a3.closed and b1.closed
+    assert p.idle_count == 0
+    assert not p.has_idle(a)
+
+
+@pytest.mark.parametrize("name", ["pool_per_origin", "pool_max_idle"])
+def test_pool_sizes_must_be_positive(name: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        ProxySettings(**{name: 0})  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -59,8 +60,25 @@ def proxy(
         database_url=database_url,
         ca_dir=app_ctx.ca_dir,
     )
-    # Become the lean worker process (same pid, so signals and supervisors are unaffected).
-    os.environ["TLSGATE_PROXY_SETTINGS"] = settings.to_json()
+    # Become the lean worker process (same pid, so signals and supervisors are unaffected). The
+    # settings go through an inherited anonymous file: argv is world-readable in ps (a database
+    # URL may carry a password) and one environment string is limited to 128 KiB.
+    fd = _settings_file(settings.to_json().encode())
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "tlsgate.proxy", f"{settings.host}:{settings.port}"])  # noqa: S606
+    # -P: never import from the working directory (python -m would put it first on sys.path).
+    argv = [sys.executable, "-P", "-m", "tlsgate.proxy", "--settings-fd", str(fd), f"{settings.host}:{settings.port}"]
+    os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter, fixed arguments
+
+
+def _settings_file(payload: bytes) -> int:
+    """An inheritable descriptor of an anonymous file holding ``payload``, rewound."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("tlsgate-proxy-settings", 0)
+    else:  # pragma: no cover - Linux has memfd
+        with tempfile.TemporaryFile() as handle:  # no name on disk; the dup outlives the handle
+            fd = os.dup(handle.fileno())
+    os.write(fd, payload)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.set_inheritable(fd, True)
+    return fd

@@ -66,8 +66,10 @@ def serve(
     write_file(root_file, export_certificates((ca.root.current.cert,), ExportFormat.PEM), private=False)
     open_store(url).engine.dispose()  # migrate once, before the children share the database
 
-    base = (sys.executable, "-m", "tlsgate", "--data-dir", str(data_dir))
-    proxy_argv = [*base, "proxy", "--listen", proxy_listen, "--workers", str(workers), "--database-url", url]
+    # -P: the children never import from the working directory. The database URL (it may carry a
+    # password) goes to them in the environment, never on argv where ps shows it.
+    base = (sys.executable, "-P", "-m", "tlsgate", "--data-dir", str(data_dir))
+    proxy_argv = [*base, "proxy", "--listen", proxy_listen, "--workers", str(workers)]
     if upstream_ca is not None:
         proxy_argv += ["--upstream-ca", str(upstream_ca)]
     if access_log is not None:
@@ -76,7 +78,7 @@ def serve(
     from tlsgate.notify import load_notify_settings
 
     alert_days = load_notify_settings(notify_config).portal_alert_days or 60
-    notify_argv = [*base, "notify", "run", "--every", str(notify_every), "--database-url", url]
+    notify_argv = [*base, "notify", "run", "--every", str(notify_every)]
     if notify_config is not None:
         notify_argv += ["--config", str(notify_config)]
     children = [
@@ -88,8 +90,6 @@ def serve(
                 "portal",
                 "--listen",
                 portal_listen,
-                "--database-url",
-                url,
                 "--tls" if portal_tls else "--no-tls",
                 "--alert-days",
                 str(alert_days),
@@ -110,5 +110,5 @@ def serve(
     for label, value in lines:  # one line each, never wrapped: people copy these
         out.print(f"  {label:<17} {value}", soft_wrap=True)
     sys.stdout.flush()
-    code = Supervisor(children, env=dict(os.environ)).run()
+    code = Supervisor(children, env={**os.environ, "TLSGATE_DATABASE_URL": url}).run()
     raise typer.Exit(code)

@@ -79,7 +79,14 @@ class ProxySettings:
             raise ConfigError("workers must be at least 1")
         if self.connect_without_tls not in ("http", "refuse"):
             raise ConfigError("connect_without_tls must be 'http' or 'refuse'")
-        for name in ("max_request_line", "max_header_bytes", "max_header_count", "max_connections"):
+        for name in (
+            "max_request_line",
+            "max_header_bytes",
+            "max_header_count",
+            "max_connections",
+            "pool_per_origin",
+            "pool_max_idle",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive")
         for name in (
@@ -88,6 +95,7 @@ class ProxySettings:
             "upstream_connect_timeout",
             "drain_timeout",
             "refresh_interval",
+            "pool_idle_timeout",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
@@ -101,7 +109,10 @@ class ProxySettings:
         for name in _PATH_FIELDS:
             if values[name] is not None:
                 values[name] = str(values[name])
-        return json.dumps(values)
+        try:
+            return json.dumps(values)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"unusable proxy settings: {exc}") from exc
 
     @classmethod
     def from_json(cls, text: str) -> ProxySettings:
@@ -177,25 +188,30 @@ def _from_toml(data: dict[str, Any], path: Path) -> dict[str, Any]:
                 raise ConfigError(f"{path}: {key} must be a list of host globs")
             values[key] = tuple(value)
         elif key == "upstream_ca":
+            if not isinstance(value, str):
+                raise ConfigError(f"{path}: upstream_ca must be a file path")
             values[key] = Path(value)
-        elif key in (
-            "workers",
-            "access_log",
-            "connect_without_tls",
-            "pool_per_origin",
-            "pool_max_idle",
-            "database_url",
-        ):
+        elif key in ("workers", "pool_per_origin", "pool_max_idle"):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"{path}: {key} must be a whole number")
+            values[key] = value
+        elif key in ("access_log", "connect_without_tls", "database_url"):
+            if not isinstance(value, str):
+                raise ConfigError(f"{path}: {key} must be a string")
             values[key] = value
         elif key == "limits" and isinstance(value, dict):
             for name, number in value.items():
                 if name not in _LIMIT_KEYS:
                     raise ConfigError(f"{path}: unknown limit {name!r}")
-                values[name] = int(number)
+                if not isinstance(number, int) or isinstance(number, bool):
+                    raise ConfigError(f"{path}: limit {name} must be a whole number")
+                values[name] = number
         elif key == "timeouts" and isinstance(value, dict):
             for name, seconds in value.items():
                 if name not in _TIMEOUT_KEYS:
                     raise ConfigError(f"{path}: unknown timeout {name!r}")
+                if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+                    raise ConfigError(f"{path}: timeout {name} must be a number of seconds")
                 values[_TIMEOUT_KEYS[name]] = float(seconds)
         else:
             raise ConfigError(f"{path}: unknown setting {key!r}")

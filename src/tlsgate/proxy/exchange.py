@@ -104,6 +104,11 @@ class Exchange:
         if self.client.closed:
             conn.close()
             return
+        if preconnect is not None:
+            # Dialled during the handshake, it may have waited a while: if the origin dropped it
+            # before our request, that request is retried once on a fresh connection, as for
+            # a pooled one.
+            conn.reused = True
         self._attach(conn)
 
     def _attach(self, conn: UpstreamConnection) -> None:
@@ -112,6 +117,12 @@ class Exchange:
         conn.reader.expect(head_request=self.head.method == b"HEAD")
         transport = conn.transport
         if transport is None or conn.closed:
+            if conn.reused and not self.retried:  # it went away while waiting: nothing was sent on it
+                self.retried = True
+                self.upstream = None
+                conn.owner = None
+                self.client.server.spawn(self._connect())
+                return
             self._fail_before_response(ConnectionResetError("origin closed the connection"))
             return
         transport.write(b"".join(self.pending))

@@ -9,8 +9,9 @@ HTTP/1 parsing from :mod:`tlsgate.proxy.http1`. Rules kept here:
   (``connect_without_tls``);
 * the origin is dialled when the client's ClientHello arrives (it means to talk), not on a bare
   CONNECT (clients that open and abandon connections, as Go's does, would cost a dial each) —
-  except on first contact with a host (its leaf is not cached): there the origin's handshake is
-  the slowest step, so it starts on CONNECT, beside the client's ClientHello and our mint;
+  except on first contact with a host on port 443 (a valid name whose leaf is not cached):
+  there the origin's handshake is the slowest step, so it starts on CONNECT, beside the
+  client's ClientHello and our mint (other ports often carry plain HTTP or WebSocket);
 * the upstream is always the CONNECT host, whatever the Host header or SNI say;
 * a client that aborts our handshake with ``unknown_ca`` / ``bad_certificate`` /
   ``certificate_unknown`` is recorded as a ``reject`` event;
@@ -438,7 +439,7 @@ class ClientConnection(asyncio.Protocol):
             return
         self.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         self.mode = _AWAIT_TLS
-        if self.server.issuer.cached((host,)) is None:
+        if port == 443 and self.server.issuer.cached((host,)) is None and _is_host_name(host):
             # First contact with this host: its leaf is minted when the ClientHello comes, and the
             # origin's handshake (the slowest step) starts now instead of after both.
             self._dial_origin()
@@ -461,10 +462,6 @@ class ClientConnection(asyncio.Protocol):
             self.abort()
 
     def _start_tls(self, data: bytes) -> None:
-        # The client has sent a ClientHello, so it means to talk: dial the origin now (unless that
-        # began on CONNECT), while our handshake with the client runs, instead of after it.
-        if self.preconnect is None:
-            self._dial_origin()
         try:
             context = self.server.issuer.get((self.connect_host,)).context
         except TlsgateError as exc:
@@ -472,6 +469,10 @@ class ClientConnection(asyncio.Protocol):
                 self.server.emit(self._event("CONNECT", 0, action="inspect", tls_error=str(exc)))
             self.abort()
             return
+        # The client has sent a ClientHello, so it means to talk: dial the origin now (unless that
+        # began on CONNECT), while our handshake with the client runs, instead of after it.
+        if self.preconnect is None:
+            self._dial_origin()
         self._handshake(context, data)
 
     def _dial_origin(self) -> None:
@@ -733,6 +734,14 @@ def _asyncio_ssl() -> Any:
     from asyncio import sslproto
 
     return sslproto.SSLProtocol
+
+
+def _is_host_name(host: str) -> bool:
+    try:
+        normalize_host(host)
+    except TlsgateError:
+        return False
+    return True
 
 
 def _split_authority(authority: str) -> tuple[str, int]:

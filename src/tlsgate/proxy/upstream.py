@@ -18,6 +18,7 @@ host is dialled while one is open, and when the pool closes an idle connection o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import weakref
 from collections import OrderedDict, deque
@@ -220,11 +221,16 @@ class UpstreamPool:
                 if sibling is not None:  # a second connection to this host: resume the first one's session
                     self._remember_session(sibling)
         async with asyncio.timeout(self._connect_timeout):
-            _, conn = await loop.create_connection(
+            transport, conn = await loop.create_connection(
                 lambda: UpstreamConnection(origin, self._limits), address[0], address[1], **kwargs
             )
         if scheme == "https":
             self._latest[host] = conn
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is not None and not ssl_object.session_reused:
+                # The stored session (if any) was refused — expired or single-use: forget it, so
+                # the next dial takes a fresh one from an open connection.
+                self._context.sessions.pop(host, None)
         return conn
 
     def release(self, conn: UpstreamConnection, now: float) -> None:
@@ -233,13 +239,14 @@ class UpstreamPool:
         if conn.closed or conn.transport is None or conn.transport.is_closing():
             return
         idle = self._idle.get(conn.origin)
-        if idle is None:
-            idle = self._idle[conn.origin] = deque()
-        if len(idle) >= self._per_origin:
+        if idle is not None and len(idle) >= self._per_origin:
             conn.close()
             return
         if len(self._by_age) >= self._max_idle:
-            self._evict_longest_idle()
+            self._evict_longest_idle()  # may empty and drop this origin's deque: look it up after
+        idle = self._idle.get(conn.origin)
+        if idle is None:
+            idle = self._idle[conn.origin] = deque()
         conn.idle_since = now
         conn.reused = True
         idle.append(conn)
@@ -254,7 +261,8 @@ class UpstreamPool:
     def _unlist(self, conn: UpstreamConnection) -> None:
         idle = self._idle.get(conn.origin)
         if idle is not None:
-            idle.remove(conn)
+            with contextlib.suppress(ValueError):
+                idle.remove(conn)
             if not idle:
                 del self._idle[conn.origin]
 
@@ -263,8 +271,12 @@ class UpstreamPool:
         if conn.closed or transport is None or transport.is_closing():
             return
         ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None:
-            self._context.remember(conn.origin[1], ssl_object.session)
+        if ssl_object is None:
+            return
+        session = ssl_object.session
+        # A TLS 1.3 session is only resumable once the origin's ticket has arrived.
+        if session is not None and (session.has_ticket or ssl_object.version() != "TLSv1.3"):
+            self._context.remember(conn.origin[1], session)
 
     def _close_idle(self, conn: UpstreamConnection) -> None:
         """Close a connection that timed out idle, keeping its TLS session for the host's next visit."""
