@@ -155,3 +155,11 @@ def chromium(home: Path, proxy: ProxyThread, url: str) -> subprocess.CompletedPr
         check=False,
         timeout=90,
     )
+
+
+def open_tunnel(proxy: ProxyThread, host: str, port: int) -> socket.socket:
+    """A client socket through ``proxy`` once ``CONNECT host:port`` was answered 200."""
+    raw = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    raw.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+    assert raw.recv(4096).startswith(b"HTTP/1.1 200")
+    return raw

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import uvloop
 from badssl import BadSSL, make_leaf, server_context
-from proxy_fixtures import ProxyThread, badssl, issuer, proxy, resolve_test_names, tlsgate_ca
+from proxy_fixtures import ProxyThread, badssl, issuer, open_tunnel, proxy, resolve_test_names, tlsgate_ca
 
 from tlsgate.ca.leaf import LeafIssuer
 from tlsgate.policy import Policy
@@ -117,18 +117,11 @@ def proxy443(issuer: LeafIssuer, badssl: BadSSL, origin: CountingOrigin) -> Iter
     thread.stop()
 
 
-def _connect(proxy: ProxyThread, host: str, port: int) -> socket.socket:
-    raw = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
-    raw.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
-    assert raw.recv(4096).startswith(b"HTTP/1.1 200")
-    return raw
-
-
 def test_first_contact_on_443_dials_on_connect_and_a_client_that_leaves_there_leaves_no_upstream_connection(
     proxy443: ProxyThread, origin: CountingOrigin
 ) -> None:
     """A host whose leaf is not cached yet: the origin's handshake starts on CONNECT, before any ClientHello."""
-    raw = _connect(proxy443, "first-contact.test", 443)
+    raw = open_tunnel(proxy443, "first-contact.test", 443)
     assert wait_for(lambda: origin.handshaken == 1)  # no TLS byte sent by the client yet
     raw.close()  # the client never speaks
     assert wait_for(lambda: origin.finished == 1)  # and the proxy closed its dial
@@ -145,7 +138,7 @@ def test_no_dial_on_a_bare_connect_that_may_not_become_tls(
     proxy443: ProxyThread, origin: CountingOrigin, host: str, why: str
 ) -> None:
     port = origin.server_address[1] if host == "second-contact.test" else 443
-    raw = _connect(proxy443, host, port)
+    raw = open_tunnel(proxy443, host, port)
     time.sleep(0.3)  # a dial on CONNECT reaches the origin within milliseconds
     assert origin.accepted == 0, why
     raw.close()
@@ -165,7 +158,7 @@ def test_a_pre_dialled_connection_the_origin_dropped_is_replaced_not_a_502(
     serving.start()
     proxy = _proxy_with_port_443_at(issuer, badssl, impatient.server_address[1])
     try:
-        raw = _connect(proxy, "impatient.test", 443)
+        raw = open_tunnel(proxy, "impatient.test", 443)
         context = ssl.create_default_context(cafile=str(tlsgate_ca[1]))
         with context.wrap_socket(raw, server_hostname="impatient.test") as tls:
             assert wait_for(lambda: impatient.finished == 1)  # the origin gave up on the pre-dialled one
