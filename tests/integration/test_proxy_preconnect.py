@@ -256,3 +256,73 @@ def test_a_first_contact_whose_origin_refuses_still_completes_our_handshake_and_
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 502 ")
     assert b"connection refused" in reply
+
+
+class AnswerlessOrigin:
+    """Reads one request head per connection, records its request line, then closes (after an
+    optional ``100 Continue``) without a response: the origin failing mid-exchange."""
+
+    def __init__(self, context: ssl.SSLContext, interim: bool) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.context = context
+        self.interim = interim
+        self.requests: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(sock,), daemon=True).start()
+
+    def _one(self, sock: socket.socket) -> None:
+        try:
+            with self.context.wrap_socket(sock, server_side=True) as tls:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = tls.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                self.requests.append(data.split(b"\r\n")[0])
+                if self.interim:
+                    tls.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        except (OSError, ssl.SSLError):
+            pass
+
+
+@pytest.mark.parametrize(
+    ("method", "interim", "seen"),
+    [
+        ("POST", False, 1),  # not idempotent: never sent twice (RFC 9110 §9.2.2)
+        ("POST", True, 1),
+        ("GET", True, 1),  # a byte came back: the origin had the request
+        ("GET", False, 2),  # idempotent, nothing came back: retried once, then the 502
+    ],
+)
+def test_only_idempotent_requests_that_got_no_answer_are_retried(
+    issuer: LeafIssuer, badssl: BadSSL, tlsgate_ca: tuple[Path, Path], method: str, interim: bool, seen: int
+) -> None:
+    leaf = make_leaf(["answerless.test"], badssl.intermediate)
+    origin = AnswerlessOrigin(server_context([leaf.cert, badssl.intermediate.cert], leaf.key), interim)
+    proxy = _proxy_with_port_443_at(issuer, badssl, origin.port)
+    try:
+        raw = open_tunnel(proxy, "answerless.test", 443)
+        context = ssl.create_default_context(cafile=str(tlsgate_ca[1]))
+        with context.wrap_socket(raw, server_hostname="answerless.test") as tls:
+            tls.sendall(f"{method} /charge HTTP/1.1\r\nHost: answerless.test\r\nContent-Length: 0\r\n\r\n".encode())
+            reply = b""
+            while b"502 " not in reply:
+                chunk = tls.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        assert b"HTTP/1.1 502 " in reply
+        time.sleep(0.2)  # a second attempt would have reached the origin by now
+        assert origin.requests == [f"{method} /charge HTTP/1.1".encode()] * seen
+    finally:
+        proxy.stop()
+        origin.listener.close()

@@ -56,6 +56,9 @@ def test_unusable_worker_settings_are_one_clear_error(text: str) -> None:
         'access_log = ["a"]',
         '[limits]\nmax_header_count = "many"',
         '[timeouts]\nidle = "soon"',
+        "[timeouts]\nidle = nan",
+        "[timeouts]\nupstream_connect = inf",
+        "limits = 5",
     ],
 )
 def test_bad_config_is_one_clear_error(tmp_path: Path, text: str) -> None:

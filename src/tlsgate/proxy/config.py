@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,8 +98,8 @@ class ProxySettings:
             "refresh_interval",
             "pool_idle_timeout",
         ):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive")
+            if not getattr(self, name) > 0 or not math.isfinite(getattr(self, name)):  # NaN fails both
+                raise ConfigError(f"{name} must be a positive number of seconds")
 
     def replace(self, **changes: Any) -> ProxySettings:
         return dataclasses.replace(self, **changes)
@@ -199,6 +200,8 @@ def _from_toml(data: dict[str, Any], path: Path) -> dict[str, Any]:
             if not isinstance(value, str):
                 raise ConfigError(f"{path}: {key} must be a string")
             values[key] = value
+        elif key in ("limits", "timeouts") and not isinstance(value, dict):
+            raise ConfigError(f"{path}: {key} must be a table ([{key}])")
         elif key == "limits" and isinstance(value, dict):
             for name, number in value.items():
                 if name not in _LIMIT_KEYS:

@@ -5,9 +5,11 @@ origin, rewrites the response head for the client, streams both bodies with back
 (the reading side pauses while the writing side's buffer is full), and hands the upstream
 connection back to the pool when both messages completed on a keep-alive connection.
 
-A request that failed on a *reused* idle connection before any response byte, without a
-body, is retried once on a fresh connection (RFC 9110 §9.2.2: the origin may have closed
-the idle connection as we wrote).
+An idempotent request (RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE) that failed on
+a connection that had waited (pooled, or pre-dialled during the handshake) before any response
+byte came back, with no body streamed, is retried once on a fresh connection: the origin may have
+closed the waiting connection as we wrote. Nothing else is ever sent twice. A waiting connection
+found already closed before anything was written to it is replaced, whatever the method.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["Exchange"]
 
 _PENDING_LIMIT = 256 * 1024
+_IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 _NO_CLIENT_BODY = 0
 _CLIENT_CL = 1
 _CLIENT_CHUNKED = 2
@@ -114,6 +117,7 @@ class Exchange:
     def _attach(self, conn: UpstreamConnection) -> None:
         self.upstream = conn
         conn.owner = self
+        conn.received = False
         conn.reader.expect(head_request=self.head.method == b"HEAD")
         transport = conn.transport
         if transport is None or conn.closed:
@@ -259,9 +263,11 @@ class Exchange:
             if (
                 upstream is not None
                 and upstream.reused
+                and not upstream.received
                 and not self.retried
                 and self.request_done
                 and self.bytes_in == 0
+                and self.head.method in _IDEMPOTENT
             ):
                 self.retried = True
                 self.pending = [self.head_bytes]

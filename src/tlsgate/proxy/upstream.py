@@ -91,7 +91,18 @@ class UpstreamOwner(Protocol):
 class UpstreamConnection(asyncio.Protocol):
     """One connection to an origin; its owner is the exchange using it, or None when idle in the pool."""
 
-    __slots__ = ("__weakref__", "closed", "idle_since", "origin", "owner", "raw", "reader", "reused", "transport")
+    __slots__ = (
+        "__weakref__",
+        "closed",
+        "idle_since",
+        "origin",
+        "owner",
+        "raw",
+        "reader",
+        "received",
+        "reused",
+        "transport",
+    )
 
     def __init__(self, origin: Origin, limits: Limits) -> None:
         self.origin = origin
@@ -101,6 +112,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self.raw = False  # after 101: bytes go through untouched
         self.reused = False  # it has waited idle in the pool: the origin may close it as we write
+        self.received = False  # a byte came back during the current exchange
         self.idle_since = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -111,6 +123,7 @@ class UpstreamConnection(asyncio.Protocol):
         if owner is None:  # an idle connection may not speak
             self.close()
             return
+        self.received = True
         if self.raw:
             owner.upstream_raw(data)
             return
@@ -214,12 +227,14 @@ class UpstreamPool:
         loop = asyncio.get_running_loop()
         address = self._resolve(host, port) if self._resolve else (host, port)
         kwargs: dict[str, Any] = {}
+        offered: ssl.SSLSession | None = None
         if scheme == "https":
             kwargs = {"ssl": self._context, "server_hostname": host, "ssl_handshake_timeout": self._connect_timeout}
             if host not in self._context.sessions:
                 sibling = self._latest.get(host)
                 if sibling is not None:  # a second connection to this host: resume the first one's session
                     self._remember_session(sibling)
+            offered = self._context.sessions.get(host)
         async with asyncio.timeout(self._connect_timeout):
             transport, conn = await loop.create_connection(
                 lambda: UpstreamConnection(origin, self._limits), address[0], address[1], **kwargs
@@ -227,10 +242,11 @@ class UpstreamPool:
         if scheme == "https":
             self._latest[host] = conn
             ssl_object = transport.get_extra_info("ssl_object")
-            if ssl_object is not None and not ssl_object.session_reused:
-                # The stored session (if any) was refused — expired or single-use: forget it, so
-                # the next dial takes a fresh one from an open connection.
-                self._context.sessions.pop(host, None)
+            refused = offered is not None and ssl_object is not None and not ssl_object.session_reused
+            if refused and self._context.sessions.get(host) is offered:
+                # The session we offered was refused (expired, single-use): forget it, so the next
+                # dial takes a fresh one from an open connection.
+                del self._context.sessions[host]
         return conn
 
     def release(self, conn: UpstreamConnection, now: float) -> None:
