@@ -258,6 +258,17 @@ def test_a_first_contact_whose_origin_refuses_still_completes_our_handshake_and_
     assert b"connection refused" in reply
 
 
+def _read_until(sock: socket.socket, marker: bytes) -> bytes:
+    """What the peer sent until ``marker`` appeared, or until it closed."""
+    data = b""
+    while marker not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 class AnswerlessOrigin:
     """Reads one request head per connection, records its request line, then closes (after an
     optional ``100 Continue``) without a response: the origin failing mid-exchange."""
@@ -281,12 +292,9 @@ class AnswerlessOrigin:
     def _one(self, sock: socket.socket) -> None:
         try:
             with self.context.wrap_socket(sock, server_side=True) as tls:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = tls.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
+                data = _read_until(tls, b"\r\n\r\n")
+                if b"\r\n\r\n" not in data:
+                    return
                 self.requests.append(data.split(b"\r\n")[0])
                 if self.interim:
                     tls.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -314,12 +322,7 @@ def test_only_idempotent_requests_that_got_no_answer_are_retried(
         context = ssl.create_default_context(cafile=str(tlsgate_ca[1]))
         with context.wrap_socket(raw, server_hostname="answerless.test") as tls:
             tls.sendall(f"{method} /charge HTTP/1.1\r\nHost: answerless.test\r\nContent-Length: 0\r\n\r\n".encode())
-            reply = b""
-            while b"502 " not in reply:
-                chunk = tls.recv(65536)
-                if not chunk:
-                    break
-                reply += chunk
+            reply = _read_until(tls, b"502 ")
         assert b"HTTP/1.1 502 " in reply
         time.sleep(0.2)  # a second attempt would have reached the origin by now
         assert origin.requests == [f"{method} /charge HTTP/1.1".encode()] * seen
