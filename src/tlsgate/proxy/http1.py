@@ -49,7 +49,7 @@ class Limits:
     max_header_count: int = 100
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # events are not frozen: a frozen __init__ costs 5 times as much, per message
 class RequestHead:
     method: bytes
     target: bytes
@@ -62,7 +62,7 @@ class RequestHead:
     host: bytes | None = None  # the Host header's value
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ResponseHead:
     status: int
     reason: bytes
@@ -73,7 +73,7 @@ class ResponseHead:
     body_length: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Data:
     data: bytes
 
@@ -83,7 +83,7 @@ class EndOfMessage:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Upgraded:
     """The message switched protocols (CONNECT, or 101): ``rest`` is what followed, for the tunnel."""
 
