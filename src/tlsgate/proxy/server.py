@@ -207,7 +207,7 @@ class ClientConnection(asyncio.Protocol):
         self.closed = False
         self.draining = False
         self.upgrade_exchange: Exchange | None = None
-        #: the last Host header found to name the CONNECT host (see _is_tunnel_host)
+        #: the last Host header found to name the CONNECT host (see _request)
         self.checked_host: bytes | None = None
         #: the upstream connection dialled while the client's handshake runs (see _start_tls)
         self.preconnect: asyncio.Task[UpstreamConnection] | None = None
@@ -314,11 +314,13 @@ class ClientConnection(asyncio.Protocol):
             path, host_header = target, None
             if head.host is None:
                 host_header = _authority(self.connect_host, self.connect_port, self.scheme).encode()
-            elif head.host != self.checked_host and not self._is_tunnel_host(head.host):
-                # RFC 9110 §15.5.20: inside a tunnel to one origin, a request for another (domain
-                # fronting past the policy, which only judged the CONNECT host) is misdirected.
-                self._reply_and_close(421, "the Host header names another host than this tunnel")
-                return
+            elif head.host != self.checked_host:  # a client repeats one Host header: check it once
+                if not self._is_tunnel_host(head.host):
+                    # RFC 9110 §15.5.20: inside a tunnel to one origin, a request for another (domain
+                    # fronting past the policy, which only judged the CONNECT host) is misdirected.
+                    self._reply_and_close(421, "the Host header names another host than this tunnel")
+                    return
+                self.checked_host = head.host
         else:
             try:
                 url = httptools.parse_url(target)
@@ -350,13 +352,6 @@ class ClientConnection(asyncio.Protocol):
         exchange.start()
 
     def _is_tunnel_host(self, host_header: bytes) -> bool:
-        """The Host header names the CONNECT host (remembered: a client repeats the same one)."""
-        ok = self._names_tunnel_host(host_header)
-        if ok:
-            self.checked_host = host_header
-        return ok
-
-    def _names_tunnel_host(self, host_header: bytes) -> bool:
         try:
             text = host_header.decode("ascii").strip().lower()
         except UnicodeDecodeError:

@@ -111,7 +111,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.raw = False  # after 101: bytes go through untouched
-        self.reused = False  # it has waited idle in the pool: the origin may close it as we write
+        self.reused = False  # it has waited (idle in the pool, or pre-dialled): the origin may have closed it
         self.received = False  # a byte came back during the current exchange
         self.idle_since = 0.0
 
