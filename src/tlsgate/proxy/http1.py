@@ -118,6 +118,8 @@ class _Reader:
         "_parser",
     )
 
+    _parser: httptools.HttpRequestParser | httptools.HttpResponseParser
+
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
         self._events: list[Event] = []
@@ -186,6 +188,28 @@ class _Reader:
             return int(self._content_length)
         return None
 
+    def feed(self, data: bytes) -> list[Event]:
+        """The events these bytes complete (possibly none); RemoteProtocolError for bad input."""
+        events: list[Event] = []
+        self._events = events
+        self._count_head(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            events.append(Upgraded(data[upgrade.args[0] :]))
+            return events
+        except httptools.HttpParserCallbackError as exc:
+            if not self._callback_stopped(exc, events):
+                raise self._error(exc) from None
+        except httptools.HttpParserError as exc:
+            raise self._error(exc) from None
+        self._check_head()
+        return events
+
+    def _callback_stopped(self, exc: httptools.HttpParserCallbackError, events: list[Event]) -> bool:
+        """True when a callback stopped the parser on purpose (handled here); False: bad input."""
+        return False
+
     def _error(self, exc: Exception) -> RemoteProtocolError:
         cause = exc.__context__ if isinstance(exc, httptools.HttpParserCallbackError) else None
         if isinstance(cause, RemoteProtocolError):
@@ -198,24 +222,12 @@ class RequestReader(_Reader):
 
     __slots__ = ("_target",)
 
+    _parser: httptools.HttpRequestParser
+
     def __init__(self, limits: Limits | None = None) -> None:
         super().__init__(limits or Limits())
         self._parser = httptools.HttpRequestParser(self)
         self._target = b""
-
-    def feed(self, data: bytes) -> list[Event]:
-        events: list[Event] = []
-        self._events = events
-        self._count_head(data)
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as upgrade:
-            events.append(Upgraded(data[upgrade.args[0] :]))
-            return events
-        except httptools.HttpParserError as exc:
-            raise self._error(exc) from None
-        self._check_head()
-        return events
 
     def on_message_begin(self) -> None:
         self._reset_head()
@@ -254,6 +266,8 @@ class ResponseReader(_Reader):
 
     __slots__ = ("_head_request", "_in_message", "_reason", "_until_close")
 
+    _parser: httptools.HttpResponseParser
+
     def __init__(self, limits: Limits | None = None) -> None:
         super().__init__(limits or Limits())
         self._parser = httptools.HttpResponseParser(self)
@@ -270,29 +284,16 @@ class ResponseReader(_Reader):
     def in_message(self) -> bool:
         return self._in_message
 
-    def feed(self, data: bytes) -> list[Event]:
-        events: list[Event] = []
-        self._events = events
-        self._count_head(data)
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as upgrade:
-            events.append(Upgraded(data[upgrade.args[0] :]))
-            return events
-        except httptools.HttpParserCallbackError as exc:
-            if isinstance(exc.__context__, _NoBody):
-                # llhttp cannot be told "no body" from Python: end the message, fresh parser.
-                self._parser = httptools.HttpResponseParser(self)
-                self._in_message = False
-                self._in_body = False
-                self._head_fed = 0
-                events.append(END)
-            else:
-                raise self._error(exc) from None
-        except httptools.HttpParserError as exc:
-            raise self._error(exc) from None
-        self._check_head()
-        return events
+    def _callback_stopped(self, exc: httptools.HttpParserCallbackError, events: list[Event]) -> bool:
+        if not isinstance(exc.__context__, _NoBody):
+            return False
+        # llhttp cannot be told "no body" from Python: end the message, fresh parser.
+        self._parser = httptools.HttpResponseParser(self)
+        self._in_message = False
+        self._in_body = False
+        self._head_fed = 0
+        events.append(END)
+        return True
 
     def feed_eof(self) -> list[Event]:
         """The origin closed: this ends a read-until-close body, or truncates a message."""
