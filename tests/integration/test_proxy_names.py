@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import ssl
 import threading
 import time
@@ -113,3 +114,31 @@ def test_a_connect_host_no_leaf_can_name_ends_the_handshake_with_a_reason(
     event = proxy.wait_for_event(lambda e: e.host == host)
     assert event.tls_error is not None
     assert "invalid host name" in event.tls_error
+
+
+def _s_client(proxy: ProxyThread, ca_file: Path, port: int, session: Path, flag: str) -> str:
+    """One ``openssl s_client`` connection through the proxy to good.test, saving or offering a session."""
+    result = subprocess.run(
+        [
+            "openssl", "s_client", "-proxy", f"127.0.0.1:{proxy.port}", "-connect", f"good.test:{port}",
+            "-servername", "good.test", "-CAfile", str(ca_file), "-verify_return_error", "-tls1_3", "-ign_eof",
+            flag, str(session),
+        ],
+        input="GET / HTTP/1.1\r\nHost: good.test\r\nConnection: close\r\n\r\n",
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_openssl_resumes_its_session_with_the_intercepted_host_from_one_ticket(
+    proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], badssl: BadSSL, tmp_path: Path
+) -> None:
+    """Each connection hands the client one TLS 1.3 ticket, and the client's next connection resumes."""
+    session = tmp_path / "session.pem"
+    first = _s_client(proxy, tlsgate_ca[1], badssl.ports["good"], session, "-sess_out")
+    assert first.count("Post-Handshake New Session Ticket arrived") == 1
+    assert "Verify return code: 0 (ok)" in first and "HTTP/1.1 200" in first
+    second = _s_client(proxy, tlsgate_ca[1], badssl.ports["good"], session, "-sess_in")
+    assert "Reused, TLSv1.3" in second
+    assert "HTTP/1.1 200" in second

@@ -47,10 +47,16 @@ DEFAULT_CACHE_SIZE = 1024
 
 
 def default_server_context() -> ssl.SSLContext:
-    """The client-facing TLS settings: TLS 1.2+, ALPN http/1.1, no compression, no renegotiation."""
+    """The client-facing TLS settings: TLS 1.2+, ALPN http/1.1, no compression, no renegotiation.
+
+    One TLS 1.3 session ticket per connection instead of OpenSSL's two: each connection hands a
+    resuming client the ticket for its next one, and every ticket costs the server an encryption
+    (~30 µs per handshake measured here with two).
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    context.num_tickets = 1
     context.set_alpn_protocols(["http/1.1"])
     return context
 

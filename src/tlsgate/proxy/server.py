@@ -138,13 +138,16 @@ class ProxyServer:
         """
         if not server_name:
             return None  # no SNI: the CONNECT host's leaf stands
+        hosts = getattr(context, "tlsgate_hosts", ())
+        if server_name in hosts:  # the usual case: already a normalised name (lower case, no dot)
+            return None
         try:
             name = normalize_host(server_name)
         except TlsgateError:
             # Not a host name at all (old Go clients, Debian's hey among them, send "host:port"):
             # the CONNECT host's leaf stands, and the client checks it against the name it meant.
             return None
-        if name not in getattr(context, "tlsgate_hosts", ()):
+        if name not in hosts:
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
         return None
 
