@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 import ssl
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
