@@ -223,3 +223,46 @@ def test_garbage_gives_events_or_a_protocol_error(data: bytes) -> None:
     except RemoteProtocolError as exc:
         status = exc.error_status_hint
     assert status in (0, 400, 414, 431)
+
+
+BODY = bytes(range(256)) * 40  # 10,240 bytes
+RESPONSES = (
+    b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(BODY), BODY)
+    + b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    + b"HTTP/1.1 204 No Content\r\n\r\n"
+    + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.integers(1, len(RESPONSES) - 1), max_size=30))
+def test_responses_split_anywhere_and_fed_from_a_reused_buffer_give_the_same_messages(cuts: list[int]) -> None:
+    """As the upstream side reads: each piece is a view of one buffer overwritten by the next read."""
+    bounds = [0, *sorted(set(cuts)), len(RESPONSES)]
+    shared = bytearray(len(RESPONSES))
+    reader = ResponseReader()
+    events: list[object] = []
+    for a, b in itertools.pairwise(bounds):
+        shared[: b - a] = RESPONSES[a:b]
+        events += reader.feed(memoryview(shared)[: b - a])
+        shared[:] = b"\xff" * len(shared)  # the next read overwrites what the last one held
+    bodies: list[bytes] = [b""]
+    statuses = []
+    for event in events:  # looked at only now: an event holding a view of the buffer shows 0xff
+        if isinstance(event, Data):
+            bodies[-1] += event.data
+        elif isinstance(event, ResponseHead):
+            statuses.append(event.status)
+        elif event is END:
+            bodies.append(b"")
+    assert statuses == [200, 200, 204, 200]
+    assert bodies == [BODY, b"abc", b"", b"final", b""]
+    assert not reader.in_message
+
+
+def test_a_content_length_body_cut_short_by_the_origin_is_an_error_after_any_number_of_reads() -> None:
+    reader = ResponseReader()
+    reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nab")
+    assert reader.feed(b"c" * 50) == [Data(b"c" * 50)]
+    with pytest.raises(RemoteProtocolError):
+        reader.feed_eof()

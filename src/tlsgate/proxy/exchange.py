@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 __all__ = ["Exchange"]
 
 _PENDING_LIMIT = 256 * 1024
+# Pieces of a response up to this size are joined into one write (one TLS record); beyond it
+# they are written as they are, sparing a copy of the body.
+_JOIN_LIMIT = 16 * 1024
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 _NO_CLIENT_BODY = 0
 _CLIENT_CL = 1
@@ -164,9 +167,10 @@ class Exchange:
         client = self.client
         for event in events:
             if type(event) is Data:
-                self.bytes_out += len(event.data)
+                size = len(event.data)
+                self.bytes_out += size
                 if self.client_framing == _CLIENT_CHUNKED:
-                    out.append(b"%x\r\n%b\r\n" % (len(event.data), event.data))
+                    out.append(b"%x\r\n%b\r\n" % (size, event.data))
                 else:
                     out.append(event.data)
             elif type(event) is ResponseHead:
@@ -194,7 +198,12 @@ class Exchange:
                 self._switch_to_tunnel(event.rest)
                 return
         if out:
-            client.write(b"".join(out))
+            if len(out) == 1:
+                client.write(out[0])
+            elif len(out[-1]) > _JOIN_LIMIT:  # a head and a large piece of body: not copied into one
+                client.writelines(out)
+            else:
+                client.write(b"".join(out))
         if self.response_done:
             self._finish()
 

@@ -129,7 +129,7 @@ class _Reader:
         self._in_body = False
         self._reset_head()
 
-    def _count_head(self, data: bytes) -> None:
+    def _count_head(self, data: bytes | memoryview) -> None:
         if not self._in_body:
             self._head_fed += len(data)
 
@@ -188,15 +188,18 @@ class _Reader:
             return int(self._content_length)
         return None
 
-    def feed(self, data: bytes) -> list[Event]:
-        """The events these bytes complete (possibly none); RemoteProtocolError for bad input."""
+    def feed(self, data: bytes | memoryview) -> list[Event]:
+        """The events these bytes complete (possibly none); RemoteProtocolError for bad input.
+
+        ``data`` may be a view of a buffer the caller reuses: nothing here keeps a reference to it.
+        """
         events: list[Event] = []
         self._events = events
         self._count_head(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
-            events.append(Upgraded(data[upgrade.args[0] :]))
+            events.append(Upgraded(bytes(data[upgrade.args[0] :])))
             return events
         except httptools.HttpParserCallbackError as exc:
             if not self._callback_stopped(exc, events):
@@ -264,7 +267,7 @@ class RequestReader(_Reader):
 class ResponseReader(_Reader):
     """Responses from an origin, one per request: call :meth:`expect` before each."""
 
-    __slots__ = ("_head_request", "_in_message", "_reason", "_until_close")
+    __slots__ = ("_body_left", "_head_request", "_in_message", "_reason", "_until_close")
 
     _parser: httptools.HttpResponseParser
 
@@ -275,6 +278,33 @@ class ResponseReader(_Reader):
         self._until_close = False
         self._in_message = False
         self._reason = b""
+        #: bytes still due of a Content-Length body (-1: none); see feed()
+        self._body_left = -1
+
+    def feed(self, data: bytes | memoryview) -> list[Event]:
+        """As :meth:`_Reader.feed`; the rest of a Content-Length body is passed on without llhttp.
+
+        Once a body's first bytes went through the parser, the bytes after them are counted
+        here and handed on as they are (llhttp would copy them once more, and call back into
+        Python for each piece); at the body's end the message ends and a fresh parser takes
+        whatever follows.
+        """
+        left = self._body_left
+        if left <= 0:
+            return super().feed(data)
+        size = len(data)
+        if size < left:
+            self._body_left = left - size
+            return [Data(bytes(data))]
+        events: list[Event] = [Data(bytes(data[:left])), END]
+        self._body_left = -1
+        self._parser = httptools.HttpResponseParser(self)
+        self._in_message = False
+        self._in_body = False
+        self._head_fed = 0
+        if size > left:
+            events.extend(super().feed(data[left:]))
+        return events
 
     def expect(self, *, head_request: bool) -> None:
         """The next response answers a HEAD request (no body whatever the headers say) or not."""
@@ -292,6 +322,7 @@ class ResponseReader(_Reader):
         self._in_message = False
         self._in_body = False
         self._head_fed = 0
+        self._body_left = -1
         events.append(END)
         return True
 
@@ -325,6 +356,8 @@ class ResponseReader(_Reader):
             self._until_close = True
         else:
             length = body_length or None
+            if length:
+                self._body_left = length
         self._events.append(
             ResponseHead(
                 status,
@@ -338,6 +371,12 @@ class ResponseReader(_Reader):
         if self._head_request and status >= 200 and status != 101:
             raise _NoBody
 
+    def on_body(self, body: bytes) -> None:
+        if self._body_left > 0:
+            self._body_left -= len(body)
+        self._events.append(Data(body))
+
     def on_message_complete(self) -> None:
         self._in_message = False
+        self._body_left = -1
         super().on_message_complete()

@@ -389,6 +389,10 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.transport.write(data)
 
+    def writelines(self, pieces: list[bytes]) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.writelines(pieces)
+
     def send_error_page(self, status: int, host: str, reason: str, *, tls: bool) -> None:
         title = "Upstream certificate or TLS failure" if tls and status == 502 else "Upstream unreachable"
         body = error_page(status, title, host, reason)
