@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import ssl
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -216,6 +215,8 @@ def _load_chain(context: ssl.SSLContext, chain_pem: bytes, key_pem: bytes) -> No
         finally:
             os.close(fd)
         return
+    import tempfile  # only where memfd is missing: not worth its imports in every worker
+
     handle, path = tempfile.mkstemp(prefix="tlsgate-leaf-")
     try:
         os.write(handle, chain_pem + key_pem)
