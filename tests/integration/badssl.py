@@ -115,6 +115,14 @@ def self_signed_leaf(name: str) -> Issued:
     return Issued(cert, key)
 
 
+def big_body(start: int, size: int) -> bytes:
+    """Bytes ``start`` to ``start + size`` of /big: each 8-byte word is its own offset, so a
+    piece lost, repeated or moved shows in a comparison (unlike a run of one byte)."""
+    first = start - start % 8
+    words = b"".join((offset).to_bytes(8, "big") for offset in range(first, start + size + 8, 8))
+    return words[start - first : start - first + size]
+
+
 class OriginHandler(BaseHTTPRequestHandler):
     """The origin's routes: /hello, /echo (POST: length and sha256 of the body), /chunked, /big?n=."""
 
@@ -152,11 +160,11 @@ class OriginHandler(BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Content-Length", str(size))
             self.end_headers()
-            block = b"x" * 65536
-            left = size
-            while left > 0:
-                self.wfile.write(block[: min(left, 65536)])
-                left -= 65536
+            sent = 0
+            while sent < size:  # in 64 KiB writes, so the proxy reads the body in many pieces
+                piece = big_body(sent, min(65536, size - sent))
+                self.wfile.write(piece)
+                sent += len(piece)
             return
         if path.startswith("/slow"):
             time.sleep(1.0)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from badssl import BadSSL, plain_origin
+from badssl import BadSSL, big_body, plain_origin
 from proxy_fixtures import ProxyThread, badssl, issuer, proxy, tlsgate_ca
 
 pytestmark = pytest.mark.integration
@@ -84,9 +84,16 @@ def test_chunked_response(proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], bad
 
 
 def test_big_response(proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], badssl: BadSSL) -> None:
-    result = curl(proxy, tlsgate_ca[1], badssl.url("good", "/big?n=5000000"))
+    result = curl(proxy, tlsgate_ca[1], badssl.url("good", "/big?n=5000003"))
     assert result.returncode == 0
-    assert result.stdout == b"x" * 5_000_000
+    assert result.stdout == big_body(0, 5_000_003)
+
+
+def test_big_plain_http_response(proxy: ProxyThread, tlsgate_ca: tuple[Path, Path]) -> None:
+    with plain_origin("plain") as origin:
+        result = curl(proxy, tlsgate_ca[1], f"http://plain.test:{origin.port}/big?n=3000001")
+    assert result.returncode == 0
+    assert result.stdout == big_body(0, 3_000_001)
 
 
 def test_head_and_204_have_no_body(proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], badssl: BadSSL) -> None:
