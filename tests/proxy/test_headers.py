@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from tlsgate.proxy.headers import request_head, response_head
+from tlsgate.proxy.http1 import RequestHead, RequestReader, ResponseHead, ResponseReader, filter_headers, join_fields
 
 
 def test_request_head_drops_hop_by_hop_and_connection_named_fields() -> None:
@@ -53,3 +57,23 @@ def test_response_head_for_head_request_keeps_the_informational_length() -> None
 def test_response_head_rechunks_and_closes() -> None:
     head = response_head(200, b"OK", [(b"Connection", b"close")], -1, keep_alive=False)
     assert head == b"HTTP/1.1 200 OK\r\nVia: 1.1 tlsgate\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+_NAMES = [
+    b"Accept", b"X-Trace", b"x-trace", b"Via", b"VIA", b"Connection", b"connection", b"Keep-Alive",
+    b"Upgrade", b"TE", b"Trailer", b"Proxy-Authorization", b"Proxy-Connection", b"Host", b"Cookie",
+]  # fmt: skip
+_VALUES = [b"keep-alive", b"close", b"upgrade", b"Keep-Alive, Upgrade", b"x-trace", b"cookie, accept", b"1.0 a", b"v"]
+
+
+@settings(max_examples=400)
+@given(st.lists(st.tuples(st.sampled_from(_NAMES), st.sampled_from(_VALUES)), max_size=12))
+def test_the_readers_forwarded_fields_are_exactly_the_end_to_end_filter(headers: list[tuple[bytes, bytes]]) -> None:
+    """What the readers build while parsing equals filter_headers() on the whole field list."""
+    block = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+    kept, via = filter_headers(headers)
+    request = RequestReader().feed(b"GET /x HTTP/1.1\r\n" + block + b"\r\n")[0]
+    response = ResponseReader().feed(b"HTTP/1.1 204 No Content\r\n" + block + b"\r\n")[0]
+    for head in (request, response):
+        assert isinstance(head, RequestHead | ResponseHead)
+        assert (head.fields, head.via) == (join_fields(kept), via)

@@ -182,7 +182,17 @@ class Exchange:
                             H.response_head(101, event.reason, event.headers, None, keep_alive=True, upgrade=True)
                         )
                         continue
-                    out.append(H.response_head(event.status, event.reason, event.headers, None, keep_alive=True))
+                    out.append(
+                        H.response_head(
+                            event.status,
+                            event.reason,
+                            event.headers,
+                            None,
+                            keep_alive=True,
+                            fields=event.fields,
+                            via=event.via,
+                        )
+                    )
                     continue
                 self._start_response(event, out)
             elif type(event) is EndOfMessage:
@@ -228,7 +238,14 @@ class Exchange:
             self.keep_alive = False
         out.append(
             H.response_head(
-                event.status, event.reason, event.headers, length, keep_alive=self.keep_alive, original_length=original
+                event.status,
+                event.reason,
+                event.headers,
+                length,
+                keep_alive=self.keep_alive,
+                original_length=original,
+                fields=event.fields,
+                via=event.via,
             )
         )
         if not event.keep_alive:

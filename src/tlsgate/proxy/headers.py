@@ -8,24 +8,10 @@ RFC 9112 §3.2.2: for an absolute-form target the proxy replaces Host with the t
 
 from __future__ import annotations
 
-from tlsgate.proxy.http1 import CHUNKED, Headers
+from tlsgate.proxy.http1 import CHUNKED, HOP_BY_HOP, Headers, filter_headers, join_fields
 
 __all__ = ["HOP_BY_HOP", "VIA", "filter_headers", "request_head", "response_head", "status_line"]
 
-HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"transfer-encoding",
-        b"upgrade",
-        b"trailer",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"content-length",  # framing is set again by the proxy
-    }
-)
 VIA = b"1.1 tlsgate"
 
 _REASONS = {
@@ -45,39 +31,12 @@ _REASONS = {
 }
 
 
-def filter_headers(headers: Headers, *, keep_upgrade: bool = False, drop_host: bool = False) -> tuple[Headers, bytes]:
-    """End-to-end fields only, and the existing Via value (empty if none)."""
-    named: set[bytes] = set()
-    for name, value in headers:
-        if name.lower() == b"connection":
-            named.update(t.strip().lower() for t in value.split(b","))
-    out: Headers = []
-    via = b""
-    for name, value in headers:
-        lname = name.lower()
-        if lname in HOP_BY_HOP or lname in named:
-            if keep_upgrade and lname == b"upgrade":
-                out.append((name, value))
-            continue
-        if lname == b"via":
-            via = value if not via else via + b", " + value
-            continue
-        if drop_host and lname == b"host":
-            continue
-        out.append((name, value))
-    return out, via
-
-
 def _framing(body_length: int | None) -> bytes:
     if body_length is None:
         return b""
     if body_length == CHUNKED or body_length < 0:
         return b"Transfer-Encoding: chunked\r\n"
     return b"Content-Length: %d\r\n" % body_length
-
-
-def _join(headers: Headers) -> bytes:
-    return b"".join([name + b": " + value + b"\r\n" for name, value in headers])
 
 
 def request_head(
@@ -88,13 +47,21 @@ def request_head(
     body_length: int | None,
     *,
     upgrade: bytes | None = None,
+    fields: bytes | None = None,
+    via: bytes = b"",
 ) -> bytes:
-    """The request head to send upstream (origin-form target)."""
-    kept, via = filter_headers(headers, keep_upgrade=upgrade is not None, drop_host=host_header is not None)
+    """The request head to send upstream (origin-form target).
+
+    ``fields`` and ``via``: the reader's rendering of ``filter_headers(headers)``, used when
+    nothing else is asked of the filter (no Upgrade kept, Host not replaced).
+    """
+    if fields is None or upgrade is not None or host_header is not None:
+        kept, via = filter_headers(headers, keep_upgrade=upgrade is not None, drop_host=host_header is not None)
+        fields = join_fields(kept)
     parts = [method, b" ", path, b" HTTP/1.1\r\n"]
     if host_header is not None:
         parts.append(b"Host: " + host_header + b"\r\n")
-    parts.append(_join(kept))
+    parts.append(fields)
     parts.append(b"Via: " + (via + b", " + VIA if via else VIA) + b"\r\n")
     if upgrade is not None:
         parts.append(b"Connection: upgrade\r\n")
@@ -118,14 +85,19 @@ def response_head(
     keep_alive: bool,
     original_length: bytes | None = None,
     upgrade: bool = False,
+    fields: bytes | None = None,
+    via: bytes = b"",
 ) -> bytes:
     """The response head to send to the client.
 
     ``body_length`` is the framing the proxy will use (None: no body follows); for HEAD and
     304 the origin's Content-Length is informational and passed on as ``original_length``.
+    ``fields`` and ``via`` as for :func:`request_head` (not used when Upgrade is kept).
     """
-    kept, via = filter_headers(headers, keep_upgrade=upgrade)
-    parts = [status_line(status, reason), _join(kept)]
+    if fields is None or upgrade:
+        kept, via = filter_headers(headers, keep_upgrade=upgrade)
+        fields = join_fields(kept)
+    parts = [status_line(status, reason), fields]
     parts.append(b"Via: " + (via + b", " + VIA if via else VIA) + b"\r\n")
     if upgrade:
         parts.append(b"Connection: upgrade\r\n")

@@ -19,7 +19,7 @@ Header names are kept as received (bytes); ``lname`` lookups use lower case.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httptools
 
@@ -27,6 +27,7 @@ from tlsgate.errors import RemoteProtocolError
 
 __all__ = [
     "END",
+    "HOP_BY_HOP",
     "Data",
     "EndOfMessage",
     "Event",
@@ -37,9 +38,71 @@ __all__ = [
     "ResponseHead",
     "ResponseReader",
     "Upgraded",
+    "filter_headers",
+    "join_fields",
 ]
 
 Headers = list[tuple[bytes, bytes]]
+
+#: RFC 9110 §7.6.1: fields for one connection only, never forwarded (Content-Length too: the
+#: proxy sets its own framing).
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"transfer-encoding",
+        b"upgrade",
+        b"trailer",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"content-length",
+    }
+)
+
+
+def filter_headers(headers: Headers, *, keep_upgrade: bool = False, drop_host: bool = False) -> tuple[Headers, bytes]:
+    """End-to-end fields only (also without those Connection names), and the Via value (b"" if none)."""
+    named: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            named.update(t.strip().lower() for t in value.split(b","))
+    out: Headers = []
+    via = b""
+    for name, value in headers:
+        lname = name.lower()
+        if lname in HOP_BY_HOP or lname in named:
+            if keep_upgrade and lname == b"upgrade":
+                out.append((name, value))
+            continue
+        if lname == b"via":
+            via = value if not via else via + b", " + value
+            continue
+        if drop_host and lname == b"host":
+            continue
+        out.append((name, value))
+    return out, via
+
+
+def join_fields(headers: Headers) -> bytes:
+    return b"".join([name + b": " + value + b"\r\n" for name, value in headers])
+
+
+# What the readers note about a field as it arrives (see _Reader.on_header).
+_LENGTH, _CODING, _HOST, _CONNECTION, _VIA, _UPGRADE, _HOP = range(7)
+_FIELD_KIND = {name: _HOP for name in HOP_BY_HOP} | {
+    b"content-length": _LENGTH,
+    b"transfer-encoding": _CODING,
+    b"host": _HOST,
+    b"connection": _CONNECTION,
+    b"via": _VIA,
+    b"upgrade": _UPGRADE,
+}
+# Connection values that name no field beyond the hop-by-hop ones (nearly every message).
+_PLAIN_CONNECTION = frozenset(
+    {b"keep-alive", b"close", b"upgrade", b"keep-alive, upgrade", b"upgrade, keep-alive", b"keep-alive,upgrade"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +123,10 @@ class RequestHead:
     body_length: int | None
     upgrade: bytes | None  # the Upgrade header's value when the request asks to switch protocols
     host: bytes | None = None  # the Host header's value
+    #: the end-to-end fields as forwarded (filter_headers(headers), rendered) and the Via value;
+    #: None when not computed (events built by hand)
+    fields: bytes | None = field(default=None, compare=False)
+    via: bytes = field(default=b"", compare=False)
 
 
 @dataclass(slots=True)
@@ -71,6 +138,9 @@ class ResponseHead:
     keep_alive: bool
     #: None = no body; -1 = chunked; -2 = until the connection closes; else the Content-Length
     body_length: int | None
+    #: as for RequestHead
+    fields: bytes | None = field(default=None, compare=False)
+    via: bytes = field(default=b"", compare=False)
 
 
 @dataclass(slots=True)
@@ -115,13 +185,21 @@ class _Reader:
         "_host",
         "_in_body",
         "_limits",
+        "_lines",
+        "_max_count",
+        "_max_field_bytes",
+        "_named",
         "_parser",
+        "_upgrade",
+        "_via",
     )
 
     _parser: httptools.HttpRequestParser | httptools.HttpResponseParser
 
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
+        self._max_field_bytes = limits.max_header_bytes
+        self._max_count = limits.max_header_count
         self._events: list[Event] = []
         # httptools buffers a header line before calling on_header: cap what a head may take.
         self._head_cap = limits.max_header_bytes + limits.max_request_line + 1024
@@ -129,43 +207,60 @@ class _Reader:
         self._in_body = False
         self._reset_head()
 
-    def _count_head(self, data: bytes | memoryview) -> None:
-        if not self._in_body:
-            self._head_fed += len(data)
-
-    def _check_head(self) -> None:
-        if not self._in_body and self._head_fed > self._head_cap:
-            raise RemoteProtocolError("request header fields too large", error_status_hint=431)
-
     def _reset_head(self) -> None:
         self._headers: Headers = []
         self._header_bytes = 0
         self._content_length: bytes | None = None
         self._chunked = False
         self._host: bytes | None = None
+        self._upgrade: bytes | None = None
+        #: the end-to-end fields rendered for forwarding as they arrive, and the Via value
+        self._lines: list[bytes] = []
+        self._via = b""
+        #: a Connection field names other fields: the forwarded set is worked out at the end
+        self._named = False
+
+    def _end_to_end(self) -> tuple[bytes, bytes]:
+        """The forwarded fields and Via: what filter_headers(headers) gives, mostly built on the way."""
+        if self._named:
+            kept, via = filter_headers(self._headers)
+            return join_fields(kept), via
+        return b"".join(self._lines), self._via
 
     # llhttp callbacks --------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_bytes += len(name) + len(value) + 4
-        if self._header_bytes > self._limits.max_header_bytes:
+        size = self._header_bytes + len(name) + len(value) + 4
+        if size > self._max_field_bytes:
             raise RemoteProtocolError("request header fields too large", error_status_hint=431)
-        if len(self._headers) >= self._limits.max_header_count:
+        self._header_bytes = size
+        headers = self._headers
+        if len(headers) >= self._max_count:
             raise RemoteProtocolError("too many header fields", error_status_hint=431)
-        lname = name.lower()
-        if lname == b"content-length":
+        headers.append((name, value))
+        kind = _FIELD_KIND.get(name.lower())
+        if kind is None:
+            self._lines.append(b"%b: %b\r\n" % (name, value))
+        elif kind == _LENGTH:
             value = value.strip()
             if self._content_length is not None and self._content_length != value:
                 raise RemoteProtocolError("conflicting Content-Length fields")
             self._content_length = value
-        elif lname == b"transfer-encoding":
+        elif kind == _CODING:
             codings = [c.strip().lower() for c in value.split(b",")]
             # RFC 9112 §6.1: chunked must be final and appear once; we accept nothing else.
             if self._chunked or codings != [b"chunked"]:
                 raise RemoteProtocolError("unsupported Transfer-Encoding")
             self._chunked = True
-        elif lname == b"host":
+        elif kind == _HOST:
             self._host = value
-        self._headers.append((name, value))
+            self._lines.append(b"%b: %b\r\n" % (name, value))
+        elif kind == _CONNECTION:
+            if value.strip().lower() not in _PLAIN_CONNECTION:
+                self._named = True
+        elif kind == _VIA:
+            self._via = value if not self._via else self._via + b", " + value
+        elif kind == _UPGRADE:
+            self._upgrade = value
 
     def on_body(self, body: bytes) -> None:
         self._events.append(Data(body))
@@ -195,7 +290,8 @@ class _Reader:
         """
         events: list[Event] = []
         self._events = events
-        self._count_head(data)
+        if not self._in_body:
+            self._head_fed += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -206,7 +302,8 @@ class _Reader:
                 raise self._error(exc) from None
         except httptools.HttpParserError as exc:
             raise self._error(exc) from None
-        self._check_head()
+        if not self._in_body and self._head_fed > self._head_cap:
+            raise RemoteProtocolError("request header fields too large", error_status_hint=431)
         return events
 
     def _callback_stopped(self, exc: httptools.HttpParserCallbackError, events: list[Event]) -> bool:
@@ -245,11 +342,8 @@ class RequestReader(_Reader):
         parser = self._parser
         method = parser.get_method()
         body_length = self._framing()
-        upgrade = None
-        if parser.should_upgrade() and method != b"CONNECT":
-            for name, value in self._headers:
-                if name.lower() == b"upgrade":
-                    upgrade = value
+        upgrade = self._upgrade if parser.should_upgrade() and method != b"CONNECT" else None
+        fields, via = self._end_to_end()
         self._events.append(
             RequestHead(
                 method,
@@ -260,6 +354,8 @@ class RequestReader(_Reader):
                 body_length or None,
                 upgrade,
                 self._host,
+                fields,
+                via,
             )
         )
 
@@ -358,6 +454,7 @@ class ResponseReader(_Reader):
             length = body_length or None
             if length:
                 self._body_left = length
+        fields, via = self._end_to_end()
         self._events.append(
             ResponseHead(
                 status,
@@ -366,6 +463,8 @@ class ResponseReader(_Reader):
                 self._headers,
                 parser.should_keep_alive() and not self._until_close,
                 length,
+                fields,
+                via,
             )
         )
         if self._head_request and status >= 200 and status != 101:

@@ -348,7 +348,14 @@ class ClientConnection(asyncio.Protocol):
             path = (url.path or b"/") + (b"?" + url.query if url.query else b"")
             host_header = _authority(host, port, scheme).encode()
         head_bytes = H.request_head(
-            head.method, path, host_header, head.headers, head.body_length, upgrade=head.upgrade
+            head.method,
+            path,
+            host_header,
+            head.headers,
+            head.body_length,
+            upgrade=head.upgrade,
+            fields=head.fields,
+            via=head.via,
         )
         exchange = Exchange(self, head, origin, head_bytes)
         self.exchange = exchange
