@@ -239,7 +239,7 @@ class _Reader:
         headers.append((name, value))
         kind = _FIELD_KIND.get(name.lower())
         if kind is None:
-            self._lines.append(b"%b: %b\r\n" % (name, value))
+            self._lines += (name, b": ", value, b"\r\n")
         elif kind == _LENGTH:
             value = value.strip()
             if self._content_length is not None and self._content_length != value:
@@ -253,7 +253,7 @@ class _Reader:
             self._chunked = True
         elif kind == _HOST:
             self._host = value
-            self._lines.append(b"%b: %b\r\n" % (name, value))
+            self._lines += (name, b": ", value, b"\r\n")
         elif kind == _CONNECTION:
             if value.strip().lower() not in _PLAIN_CONNECTION:
                 self._named = True
