@@ -132,7 +132,8 @@ class Exchange:
                 return
             self._fail_before_response(ConnectionResetError("origin closed the connection"))
             return
-        transport.write(b"".join(self.pending))
+        pending = self.pending
+        transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
         self.pending = []
         self.pending_size = 0
         self.client.resume_for_upstream()

@@ -175,6 +175,7 @@ class _Reader:
     """What both directions share: header collection, limits and framing checks."""
 
     __slots__ = (
+        "_body_left",
         "_chunked",
         "_content_length",
         "_events",
@@ -200,6 +201,8 @@ class _Reader:
         self._limits = limits
         self._max_field_bytes = limits.max_header_bytes
         self._max_count = limits.max_header_count
+        #: bytes still due of a Content-Length body passed on without llhttp (-1: none; see feed)
+        self._body_left = -1
         self._events: list[Event] = []
         # httptools buffers a header line before calling on_header: cap what a head may take.
         self._head_cap = limits.max_header_bytes + limits.max_request_line + 1024
@@ -288,6 +291,8 @@ class _Reader:
 
         ``data`` may be a view of a buffer the caller reuses: nothing here keeps a reference to it.
         """
+        if self._body_left > 0:
+            return self._pass_body(data)
         events: list[Event] = []
         self._events = events
         if not self._in_body:
@@ -305,6 +310,26 @@ class _Reader:
         if not self._in_body and self._head_fed > self._head_cap:
             raise RemoteProtocolError("request header fields too large", error_status_hint=431)
         return events
+
+    def _pass_body(self, data: bytes | memoryview) -> list[Event]:
+        """The rest of a Content-Length body, without llhttp (see ResponseReader)."""
+        left = self._body_left
+        size = len(data)
+        if size < left:
+            self._body_left = left - size
+            return [Data(bytes(data))]
+        events: list[Event] = [Data(bytes(data[:left])), END]
+        self._body_left = -1
+        self._message_ended_here()
+        if size > left:
+            events.extend(self.feed(data[left:]))
+        return events
+
+    def _message_ended_here(self) -> None:
+        """A message ended outside llhttp: a fresh parser takes what follows."""
+        self._parser = type(self._parser)(self)
+        self._in_body = False
+        self._head_fed = 0
 
     def _callback_stopped(self, exc: httptools.HttpParserCallbackError, events: list[Event]) -> bool:
         """True when a callback stopped the parser on purpose (handled here); False: bad input."""
@@ -363,7 +388,7 @@ class RequestReader(_Reader):
 class ResponseReader(_Reader):
     """Responses from an origin, one per request: call :meth:`expect` before each."""
 
-    __slots__ = ("_body_left", "_head_request", "_in_message", "_reason", "_until_close")
+    __slots__ = ("_head_request", "_in_message", "_reason", "_until_close")
 
     _parser: httptools.HttpResponseParser
 
@@ -374,33 +399,14 @@ class ResponseReader(_Reader):
         self._until_close = False
         self._in_message = False
         self._reason = b""
-        #: bytes still due of a Content-Length body (-1: none); see feed()
-        self._body_left = -1
 
-    def feed(self, data: bytes | memoryview) -> list[Event]:
-        """As :meth:`_Reader.feed`; the rest of a Content-Length body is passed on without llhttp.
-
-        Once a body's first bytes went through the parser, the bytes after them are counted
-        here and handed on as they are (llhttp would copy them once more, and call back into
-        Python for each piece); at the body's end the message ends and a fresh parser takes
-        whatever follows.
-        """
-        left = self._body_left
-        if left <= 0:
-            return super().feed(data)
-        size = len(data)
-        if size < left:
-            self._body_left = left - size
-            return [Data(bytes(data))]
-        events: list[Event] = [Data(bytes(data[:left])), END]
-        self._body_left = -1
-        self._parser = httptools.HttpResponseParser(self)
+    # The rest of a Content-Length body is passed on without llhttp: once a body's first bytes
+    # went through the parser, the bytes after them are counted (``_body_left``) and handed on as
+    # they are (llhttp would copy them once more, and call back into Python for each piece); at
+    # the body's end the message ends and a fresh parser takes whatever follows.
+    def _message_ended_here(self) -> None:
+        super()._message_ended_here()
         self._in_message = False
-        self._in_body = False
-        self._head_fed = 0
-        if size > left:
-            events.extend(super().feed(data[left:]))
-        return events
 
     def expect(self, *, head_request: bool) -> None:
         """The next response answers a HEAD request (no body whatever the headers say) or not."""
@@ -414,11 +420,8 @@ class ResponseReader(_Reader):
         if not isinstance(exc.__context__, _NoBody):
             return False
         # llhttp cannot be told "no body" from Python: end the message, fresh parser.
-        self._parser = httptools.HttpResponseParser(self)
-        self._in_message = False
-        self._in_body = False
-        self._head_fed = 0
         self._body_left = -1
+        self._message_ended_here()
         events.append(END)
         return True
 
