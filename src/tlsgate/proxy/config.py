@@ -65,8 +65,8 @@ class ProxySettings:
     #: idle upstream connections kept per origin, and for how long
     pool_per_origin: int = 64
     pool_idle_timeout: float = 30.0
-    #: idle upstream connections kept across all origins: each idle TLS connection holds ~250 KiB
-    #: (the event loop's 256 KiB TLS read buffer), so browsing many hosts must not pool them all
+    #: idle upstream connections kept across all origins: each idle TLS connection holds ~30 KiB
+    #: (OpenSSL's state and record buffers) and a socket, so browsing many hosts must not pool them all
     pool_max_idle: int = 64
     drain_timeout: float = 30.0
     #: the store whose do-not-inspect list the proxy follows (polled; None: only ``bypass``)

@@ -7,7 +7,8 @@ RSA-1024 keys and SHA-1 signatures are refused). Nothing here can turn verificat
 
 Idle connections are pooled per ``(scheme, host, port)`` and shared by every client connection
 of the worker; TLS sessions are remembered per host name and offered again on the next
-connection (the ``wrap_bio`` override below, because asyncio has no session argument).
+connection. TLS to origins runs on OpenSSL's own socket I/O (:mod:`tlsgate.proxy.tlssock`), not
+on asyncio's memory BIOs; plain-HTTP origins and bypass tunnels use the loop's TCP transports.
 
 Taking a session out of a connection costs ~0.1 ms (CPython copies it through DER, peer
 certificate included), so it is done only when it can pay off: when a second connection to a
@@ -24,10 +25,11 @@ import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from tlsgate.errors import ConfigError, RemoteProtocolError
 from tlsgate.proxy.http1 import Event, Limits, ResponseReader
+from tlsgate.proxy.tlssock import open_tls
 
 __all__ = ["Origin", "UpstreamConnection", "UpstreamOwner", "UpstreamPool", "upstream_context"]
 
@@ -36,21 +38,9 @@ _SESSION_CACHE_LIMIT = 4096
 
 
 class ResumingContext(ssl.SSLContext):
-    """An SSLContext that offers the last session it saw for a host name."""
+    """An SSLContext that remembers the last session it saw for a host name (offered on the next dial)."""
 
     sessions: dict[str, ssl.SSLSession]
-
-    def wrap_bio(  # type: ignore[override]
-        self,
-        incoming: ssl.MemoryBIO,
-        outgoing: ssl.MemoryBIO,
-        server_side: bool = False,
-        server_hostname: str | None = None,
-        session: ssl.SSLSession | None = None,
-    ) -> ssl.SSLObject:
-        if session is None and server_hostname is not None:
-            session = self.sessions.get(server_hostname)
-        return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
 
     def remember(self, host: str, session: ssl.SSLSession | None) -> None:
         if session is None:
@@ -191,8 +181,8 @@ class UpstreamPool:
         self._limits = limits
         self._connect_timeout = connect_timeout
         self._per_origin = per_origin
-        # Idle connections across all origins: each holds ~250 KiB (uvloop's TLS read buffer), and
-        # browsing touches many hosts once; beyond this the longest-idle one is closed.
+        # Idle connections across all origins: each holds ~30 KiB and a socket, and browsing
+        # touches many hosts once; beyond this the longest-idle one is closed.
         self._max_idle = max_idle
         self._idle_timeout = idle_timeout
         #: per origin, most recently released last (taken from the right: the warmest)
@@ -229,27 +219,26 @@ class UpstreamPool:
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
         address = self._resolve(host, port) if self._resolve else (host, port)
-        kwargs: dict[str, Any] = {}
-        offered: ssl.SSLSession | None = None
-        if scheme == "https":
-            kwargs = {"ssl": self._context, "server_hostname": host, "ssl_handshake_timeout": self._connect_timeout}
-            if host not in self._context.sessions:
-                sibling = self._latest.get(host)
-                if sibling is not None:  # a second connection to this host: resume the first one's session
-                    self._remember_session(sibling)
-            offered = self._context.sessions.get(host)
+        if scheme != "https":
+            async with asyncio.timeout(self._connect_timeout):
+                _, conn = await loop.create_connection(
+                    lambda: UpstreamConnection(origin, self._limits), address[0], address[1]
+                )
+            return conn
+        if host not in self._context.sessions:
+            sibling = self._latest.get(host)
+            if sibling is not None:  # a second connection to this host: resume the first one's session
+                self._remember_session(sibling)
+        offered = self._context.sessions.get(host)
+        conn = UpstreamConnection(origin, self._limits)
         async with asyncio.timeout(self._connect_timeout):
-            transport, conn = await loop.create_connection(
-                lambda: UpstreamConnection(origin, self._limits), address[0], address[1], **kwargs
-            )
-        if scheme == "https":
-            self._latest[host] = conn
-            ssl_object = transport.get_extra_info("ssl_object")
-            refused = offered is not None and ssl_object is not None and not ssl_object.session_reused
-            if refused and self._context.sessions.get(host) is offered:
-                # The session we offered was refused (expired, single-use): forget it, so the next
-                # dial takes a fresh one from an open connection.
-                del self._context.sessions[host]
+            transport = await open_tls(loop, conn, self._context, address, host, offered)
+        self._latest[host] = conn
+        ssl_object = transport.get_extra_info("ssl_object")
+        if offered is not None and not ssl_object.session_reused and self._context.sessions.get(host) is offered:
+            # The session we offered was refused (expired, single-use): forget it, so the next
+            # dial takes a fresh one from an open connection.
+            del self._context.sessions[host]
         return conn
 
     def release(self, conn: UpstreamConnection, now: float) -> None:

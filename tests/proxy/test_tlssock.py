@@ -1,0 +1,238 @@
+"""TLS to origins on OpenSSL's socket I/O: handshake, bursts, back-pressure, closing — against a real TLS peer."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+import uvloop
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from tlsgate.ca import CertificateAuthority, LeafIssuer
+from tlsgate.proxy.tlssock import TLSSocketTransport, open_tls
+
+
+class Origin:
+    """A TLS server on 127.0.0.1 for one connection at a time, run by ``behaviour(tls_socket)`` in a thread."""
+
+    def __init__(self, context: ssl.SSLContext, behaviour: Callable[[ssl.SSLSocket], None]) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.errors: list[BaseException] = []
+        self.done = threading.Event()
+
+        def serve() -> None:
+            conn, _ = self.listener.accept()
+            try:
+                # an EOF without close_notify raises here (SSLEOFError), so tests can tell them apart
+                with context.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False) as tls:
+                    behaviour(tls)
+            except (OSError, ssl.SSLError) as exc:
+                self.errors.append(exc)
+            finally:
+                self.done.set()
+
+        threading.Thread(target=serve, daemon=True).start()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+class Recorder(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.paused = 0
+        self.resumed = 0
+        self.eof = False
+        self.lost: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def eof_received(self) -> None:
+        self.eof = True
+
+    def pause_writing(self) -> None:
+        self.paused += 1
+
+    def resume_writing(self) -> None:
+        self.resumed += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server context for origin.test, client context trusting only that CA, as the proxy's checks)."""
+    ca = CertificateAuthority.init(tmp_path_factory.mktemp("ca") / "ca")
+    issuer = LeafIssuer(ca.issuing_material(), clock=ca.clock)
+    server = issuer.get(("origin.test",)).context
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.minimum_version = ssl.TLSVersion.TLSv1_2
+    client.load_verify_locations(cadata=ca.issuing_material().cert.public_bytes(Encoding.PEM).decode())
+    return server, client
+
+
+def _run(scenario: Callable[[], object]) -> object:
+    return uvloop.run(asyncio.wait_for(scenario(), 30))  # type: ignore[arg-type]
+
+
+def test_a_burst_of_records_arrives_whole_and_eof_follows(pki: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    payload = bytes(range(256)) * 4096  # 1 MiB: many records, more than one read buffer
+
+    def behaviour(tls: ssl.SSLSocket) -> None:
+        tls.sendall(b"head;")  # a record of its own, then the body
+        tls.sendall(payload)
+
+    origin = Origin(pki[0], behaviour)
+
+    async def scenario() -> tuple[bytes, bool, BaseException | None]:
+        protocol = Recorder()
+        await open_tls(asyncio.get_running_loop(), protocol, pki[1], ("127.0.0.1", origin.port), "origin.test")
+        lost = await protocol.lost
+        return b"".join(protocol.chunks), protocol.eof, lost
+
+    received, eof, lost = _run(scenario)  # type: ignore[misc]
+    origin.close()
+    assert received == b"head;" + payload
+    assert eof and lost is None
+
+
+def test_a_certificate_for_another_name_is_refused(pki: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    origin = Origin(pki[0], lambda tls: tls.recv(1))
+
+    async def scenario() -> None:
+        await open_tls(asyncio.get_running_loop(), Recorder(), pki[1], ("127.0.0.1", origin.port), "elsewhere.test")
+
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _run(scenario)
+    origin.close()
+
+
+def test_writes_to_an_origin_that_does_not_read_pause_then_resume_and_arrive_intact(
+    pki: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    piece = bytes(range(251)) * 261  # ~64 KiB, not a multiple of a record
+    pieces = 64  # ~4 MiB: far more than the socket buffers hold
+    reading = threading.Event()
+    digest = hashlib.sha256()
+
+    def behaviour(tls: ssl.SSLSocket) -> None:
+        reading.wait(10)  # not reading at first: our writes back up
+        left = len(piece) * pieces
+        while left:
+            data = tls.recv(65536)
+            if not data:
+                break
+            digest.update(data)
+            left -= len(data)
+        tls.sendall(b"done")
+
+    origin = Origin(pki[0], behaviour)
+
+    async def scenario() -> tuple[int, int, bytes]:
+        protocol = Recorder()
+        transport = await open_tls(
+            asyncio.get_running_loop(), protocol, pki[1], ("127.0.0.1", origin.port), "origin.test"
+        )
+        for _ in range(pieces):
+            transport.write(piece)
+        paused_while_stuck = protocol.paused
+        reading.set()
+        while b"done" not in b"".join(protocol.chunks):
+            await asyncio.sleep(0.01)
+        assert transport.get_write_buffer_size() == 0
+        transport.close()
+        await protocol.lost
+        return paused_while_stuck, protocol.resumed, b"".join(protocol.chunks)
+
+    paused, resumed, answer = _run(scenario)  # type: ignore[misc]
+    origin.close()
+    assert paused == 1 and resumed == 1
+    assert answer == b"done"
+    assert digest.digest() == hashlib.sha256(piece * pieces).digest()
+
+
+def test_close_sends_what_was_written_then_close_notify(pki: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    got: list[bytes] = []
+
+    def behaviour(tls: ssl.SSLSocket) -> None:
+        while data := tls.recv(65536):  # b"" only on the peer's close_notify: a bare EOF raises
+            got.append(data)
+
+    origin = Origin(pki[0], behaviour)
+
+    async def scenario() -> None:
+        protocol = Recorder()
+        transport = await open_tls(
+            asyncio.get_running_loop(), protocol, pki[1], ("127.0.0.1", origin.port), "origin.test"
+        )
+        transport.write(b"x" * 200_000)
+        transport.close()
+        assert transport.is_closing()
+        transport.write(b"after close")  # dropped
+        await protocol.lost
+
+    _run(scenario)
+    assert origin.done.wait(10)
+    origin.close()
+    assert b"".join(got) == b"x" * 200_000
+    assert origin.errors == []
+
+
+def test_pause_reading_holds_data_back_until_resumed(pki: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    def behaviour(tls: ssl.SSLSocket) -> None:
+        tls.sendall(b"a" * 100_000)
+        tls.recv(1)
+
+    origin = Origin(pki[0], behaviour)
+
+    async def scenario() -> tuple[int, int]:
+        protocol = Recorder()
+        transport: TLSSocketTransport = await open_tls(
+            asyncio.get_running_loop(), protocol, pki[1], ("127.0.0.1", origin.port), "origin.test"
+        )
+        transport.pause_reading()
+        await asyncio.sleep(0.3)
+        while_paused = sum(map(len, protocol.chunks))
+        transport.resume_reading()
+        deadline = time.monotonic() + 10
+        while sum(map(len, protocol.chunks)) < 100_000 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        transport.abort()
+        await protocol.lost
+        return while_paused, sum(map(len, protocol.chunks))
+
+    while_paused, total = _run(scenario)  # type: ignore[misc]
+    origin.close()
+    assert while_paused < 100_000  # reading stopped (what was read before the pause may be there)
+    assert total == 100_000
+
+
+def test_a_failing_protocol_ends_only_its_connection(pki: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    origin = Origin(pki[0], lambda tls: (tls.sendall(b"boom"), tls.recv(1)))
+    reported: list[dict[str, object]] = []
+
+    class Failing(Recorder):
+        def data_received(self, data: bytes) -> None:
+            raise RuntimeError("bug")
+
+    async def scenario() -> BaseException | None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: reported.append(context))
+        protocol = Failing()
+        await open_tls(loop, protocol, pki[1], ("127.0.0.1", origin.port), "origin.test")
+        return await protocol.lost
+
+    lost = _run(scenario)
+    origin.close()
+    assert isinstance(lost, RuntimeError)
+    assert [c["message"] for c in reported] == ["data_received() failed"]
