@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import socket
 import ssl
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["TLSSocketTransport", "open_tls"]
@@ -54,64 +57,133 @@ async def open_tls(
 
     Raises what connecting or the handshake raised (OSError, ssl.SSLError, and
     ssl.SSLCertVerificationError for a certificate the context refuses); the socket is closed then.
+    Each address the name resolves to is tried in turn, as asyncio's create_connection does.
     """
     infos = await loop.getaddrinfo(address[0], address[1], type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     if not infos:
         raise OSError(f"cannot resolve {address[0]}")
-    error = OSError(f"cannot connect to {address[0]}")
+    error: OSError = OSError(f"cannot connect to {address[0]}")
     for family, kind, proto, _, sockaddr in infos:
-        sock = socket.socket(family, kind, proto)
+        dial = _Dial(loop, socket.socket(family, kind, proto), sockaddr, context, server_hostname, session)
         try:
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await loop.sock_connect(sock, sockaddr)
-        except OSError as exc:
-            sock.close()
+            await dial.done
+        except OSError as exc:  # connection refused or unreachable: the next address
+            dial.stop()
+            if isinstance(exc, ssl.SSLError):  # the TLS handshake failed: no other address is tried
+                raise
             error = exc
             continue
         except BaseException:
-            sock.close()
+            dial.stop()
             raise
-        break
-    else:
-        raise error
-    tls = context.wrap_socket(sock, server_hostname=server_hostname, do_handshake_on_connect=False, session=session)
-    try:
-        await _handshake(loop, tls)
-    except BaseException:
-        tls.close()
-        raise
-    transport = TLSSocketTransport(loop, tls, protocol)
-    protocol.connection_made(transport)
-    transport.start()
-    return transport
+        tls = dial.tls
+        if tls is None:  # pragma: no cover - done() succeeds only after the handshake
+            raise OSError("handshake finished without a TLS socket")
+        transport = TLSSocketTransport(loop, tls, protocol)
+        protocol.connection_made(transport)
+        transport.start()
+        return transport
+    raise error
 
 
-async def _handshake(loop: asyncio.AbstractEventLoop, tls: ssl.SSLSocket) -> None:
-    fd = tls.fileno()
-    while True:
+class _Dial:
+    """TCP connect, then the client handshake, driven from the socket's readiness callbacks.
+
+    Each step runs as soon as the socket is ready — the ClientHello leaves in the callback that
+    sees the TCP connection up, and each server flight is answered as it arrives — instead of on
+    a task's next turn, behind whatever else the loop has queued (a first contact's leaf mint).
+    ``done`` ends it; ``stop()`` stops watching and closes the socket.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        sockaddr: Any,
+        context: ssl.SSLContext,
+        server_hostname: str,
+        session: ssl.SSLSession | None,
+    ) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.context = context
+        self.server_hostname = server_hostname
+        self.session = session
+        self.tls: ssl.SSLSocket | None = None
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.reading = self.writing = False
         try:
-            tls.do_handshake()
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            code = sock.connect_ex(sockaddr)
+        except OSError as exc:
+            self._fail(exc)
             return
+        if code in (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
+            self.watch(False, True, self._connected)
+        elif code:
+            self._fail(OSError(code, os.strerror(code)))
+        else:
+            self._start_tls()
+
+    def watch(self, reader: bool, writer: bool, callback: Callable[[], None]) -> None:
+        if self.reading:
+            self.loop.remove_reader(self.fd)
+        if self.writing:
+            self.loop.remove_writer(self.fd)
+        self.reading, self.writing = reader, writer
+        if reader:
+            self.loop.add_reader(self.fd, callback)
+        if writer:
+            self.loop.add_writer(self.fd, callback)
+
+    def stop(self) -> None:
+        self.watch(False, False, self.step)
+        (self.tls or self.sock).close()
+
+    def _fail(self, exc: Exception) -> None:
+        self.watch(False, False, self.step)
+        if not self.done.done():
+            self.done.set_exception(exc)
+
+    def _connected(self) -> None:
+        if self.done.done():
+            return
+        code = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            self._fail(OSError(code, os.strerror(code)))
+            return
+        self._start_tls()
+
+    def _start_tls(self) -> None:
+        try:
+            self.tls = self.context.wrap_socket(
+                self.sock, server_hostname=self.server_hostname, do_handshake_on_connect=False, session=self.session
+            )
+        except (OSError, ValueError) as exc:
+            self._fail(exc if isinstance(exc, OSError) else OSError(str(exc)))
+            return
+        self.step()
+
+    def step(self) -> None:
+        if self.done.done() or self.tls is None:
+            return
+        try:
+            self.tls.do_handshake()
         except ssl.SSLWantReadError:
-            waiter = loop.create_future()
-            loop.add_reader(fd, _wake, waiter)
-            try:
-                await waiter
-            finally:
-                loop.remove_reader(fd)
+            if not self.reading:
+                self.watch(True, False, self.step)
+            return
         except ssl.SSLWantWriteError:
-            waiter = loop.create_future()
-            loop.add_writer(fd, _wake, waiter)
-            try:
-                await waiter
-            finally:
-                loop.remove_writer(fd)
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+            if not self.writing:
+                self.watch(False, True, self.step)
+            return
+        except Exception as exc:  # verification and handshake failures go to the awaiting task
+            self._fail(exc)
+            return
+        self.watch(False, False, self.step)
+        self.done.set_result(None)
 
 
 class TLSSocketTransport(asyncio.Transport):
