@@ -236,3 +236,15 @@ def test_a_failing_protocol_ends_only_its_connection(pki: tuple[ssl.SSLContext, 
     origin.close()
     assert isinstance(lost, RuntimeError)
     assert [c["message"] for c in reported] == ["data_received() failed"]
+
+
+def test_a_closed_port_is_connection_refused(pki: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound, never listening: a connect is refused
+
+        async def scenario() -> None:
+            await open_tls(asyncio.get_running_loop(), Recorder(), pki[1], ("127.0.0.1", port), "origin.test")
+
+        with pytest.raises(ConnectionRefusedError):
+            _run(scenario)
