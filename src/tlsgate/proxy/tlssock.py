@@ -297,7 +297,7 @@ class TLSSocketTransport(asyncio.Transport):
             except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError, InterruptedError):
                 if not self._waiting_writable:
                     self._waiting_writable = True
-                    self._loop.add_writer(self._fd, self._on_writable)
+                    self._loop.add_writer(self._fd, self._flush)
                 return
             except (OSError, ssl.SSLError) as exc:
                 self._fail(exc)
@@ -312,12 +312,6 @@ class TLSSocketTransport(asyncio.Transport):
             self._protocol.resume_writing()
         if self._closing and not self._closed:
             self._finish_close(None)
-
-    def _on_writable(self) -> None:
-        self._flush()
-        if self._writing_paused and self._backlog_size <= _LOW_WATER and not self._closed:
-            self._writing_paused = False
-            self._protocol.resume_writing()
 
     def get_write_buffer_size(self) -> int:
         return self._backlog_size
