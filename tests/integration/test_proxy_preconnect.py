@@ -226,7 +226,7 @@ def test_a_host_whose_idle_connection_timed_out_resumes_on_its_next_visit(
         visit = await pool.connect(target)
         await asyncio.sleep(0.2)
         pool.release(visit, now=0.0)
-        remembered_while_pooled = "count.test" in context.sessions
+        remembered_while_pooled = ("count.test", origin.server_address[1]) in context.sessions
         pool.sweep(now=31.0)  # idle too long: closed, its session kept
         assert visit.closed
         again = await pool.connect(target)
@@ -329,3 +329,41 @@ def test_only_idempotent_requests_that_got_no_answer_are_retried(
     finally:
         proxy.stop()
         origin.listener.close()
+
+
+def test_a_session_is_only_offered_to_the_port_it_came_from(badssl: BadSSL, origin: CountingOrigin) -> None:
+    """One name, two servers on two ports: each keeps its own session; neither is offered the other's."""
+    leaf = make_leaf(["count.test"], badssl.intermediate)
+    other = CountingOrigin(server_context([leaf.cert, badssl.intermediate.cert], leaf.key))
+    threading.Thread(target=other.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    async def scenario() -> list[object]:
+        pool, context = _pool(badssl)
+        first = ("https", "count.test", origin.server_address[1])
+        second = ("https", "count.test", other.server_address[1])
+        a = await pool.connect(first)
+        await asyncio.sleep(0.2)  # the TLS 1.3 tickets arrive after the handshake
+        a_again = await pool.connect(first)  # a second dial to first: its session is taken and offered
+        b = await pool.connect(second)  # the other port: not offered first's session
+        await asyncio.sleep(0.2)
+        b_again = await pool.connect(second)
+        a_third = await pool.connect(first)  # back to the first port: its own session still stands
+        seen = [
+            _resumed(a_again) and _resumed(a_third),
+            _resumed(b),
+            _resumed(b_again),
+            sorted(port for _, port in context.sessions),
+        ]
+        for conn in (a, a_again, b, b_again, a_third):
+            conn.close()
+        await asyncio.sleep(0.1)
+        return seen
+
+    try:
+        resumed_first, offered_to_other, resumed_second, ports = uvloop.run(scenario())
+    finally:
+        other.shutdown()
+        other.server_close()
+    assert resumed_first is True and resumed_second is True
+    assert offered_to_other is False
+    assert ports == sorted([origin.server_address[1], other.server_address[1]])

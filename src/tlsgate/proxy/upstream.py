@@ -6,9 +6,10 @@ default cipher list (no RC4, 3DES, export, NULL or static-RSA-with-SHA1), securi
 RSA-1024 keys and SHA-1 signatures are refused). Nothing here can turn verification off.
 
 Idle connections are pooled per ``(scheme, host, port)`` and shared by every client connection
-of the worker; TLS sessions are remembered per host name and offered again on the next
-connection. TLS to origins runs on OpenSSL's own socket I/O (:mod:`tlsgate.proxy.tlssock`), not
-on asyncio's memory BIOs; plain-HTTP origins and bypass tunnels use the loop's TCP transports.
+of the worker; TLS sessions are remembered per host and port (one name may front different
+servers on different ports) and offered again on the next connection. TLS to origins runs on
+OpenSSL's own socket I/O (:mod:`tlsgate.proxy.tlssock`), not on asyncio's memory BIOs;
+plain-HTTP origins and bypass tunnels use the loop's TCP transports.
 
 Taking a session out of a connection costs ~0.1 ms (CPython copies it through DER, peer
 certificate included), so it is done only when it can pay off: when a second connection to a
@@ -38,16 +39,16 @@ _SESSION_CACHE_LIMIT = 4096
 
 
 class ResumingContext(ssl.SSLContext):
-    """An SSLContext that remembers the last session it saw for a host name (offered on the next dial)."""
+    """An SSLContext that remembers the last session it saw per (host, port) (offered on the next dial)."""
 
-    sessions: dict[str, ssl.SSLSession]
+    sessions: dict[tuple[str, int], ssl.SSLSession]
 
-    def remember(self, host: str, session: ssl.SSLSession | None) -> None:
+    def remember(self, server: tuple[str, int], session: ssl.SSLSession | None) -> None:
         if session is None:
             return
         if len(self.sessions) >= _SESSION_CACHE_LIMIT:
             self.sessions.clear()
-        self.sessions[host] = session
+        self.sessions[server] = session
 
 
 def upstream_context(extra_ca: Path | None = None) -> ResumingContext:
@@ -189,8 +190,8 @@ class UpstreamPool:
         self._idle: dict[Origin, deque[UpstreamConnection]] = {}
         #: every idle connection, longest idle first: eviction and the sweep start here
         self._by_age: OrderedDict[UpstreamConnection, None] = OrderedDict()
-        #: the newest open connection per https host: a second dial resumes its TLS session
-        self._latest: weakref.WeakValueDictionary[str, UpstreamConnection] = weakref.WeakValueDictionary()
+        #: the newest open connection per https (host, port): a second dial resumes its TLS session
+        self._latest: weakref.WeakValueDictionary[tuple[str, int], UpstreamConnection] = weakref.WeakValueDictionary()
         self._resolve = resolve
 
     @property
@@ -225,20 +226,21 @@ class UpstreamPool:
                     lambda: UpstreamConnection(origin, self._limits), address[0], address[1]
                 )
             return conn
-        if host not in self._context.sessions:
-            sibling = self._latest.get(host)
+        server = (host, port)
+        if server not in self._context.sessions:
+            sibling = self._latest.get(server)
             if sibling is not None:  # a second connection to this host: resume the first one's session
                 self._remember_session(sibling)
-        offered = self._context.sessions.get(host)
+        offered = self._context.sessions.get(server)
         conn = UpstreamConnection(origin, self._limits)
         async with asyncio.timeout(self._connect_timeout):
             transport = await open_tls(loop, conn, self._context, address, host, offered)
-        self._latest[host] = conn
+        self._latest[server] = conn
         ssl_object = transport.get_extra_info("ssl_object")
-        if offered is not None and not ssl_object.session_reused and self._context.sessions.get(host) is offered:
+        if offered is not None and not ssl_object.session_reused and self._context.sessions.get(server) is offered:
             # The session we offered was refused (expired, single-use): forget it, so the next
             # dial takes a fresh one from an open connection.
-            del self._context.sessions[host]
+            del self._context.sessions[server]
         return conn
 
     def release(self, conn: UpstreamConnection, now: float) -> None:
@@ -284,7 +286,7 @@ class UpstreamPool:
         session = ssl_object.session
         # A TLS 1.3 session is only resumable once the origin's ticket has arrived.
         if session is not None and (session.has_ticket or ssl_object.version() != "TLSv1.3"):
-            self._context.remember(conn.origin[1], session)
+            self._context.remember((conn.origin[1], conn.origin[2]), session)
 
     def _close_idle(self, conn: UpstreamConnection) -> None:
         """Close a connection that timed out idle, keeping its TLS session for the host's next visit."""
