@@ -18,8 +18,8 @@ control with ``pause_writing`` / ``resume_writing`` like any asyncio transport.
 
 OpenSSL's non-blocking rules kept here: a write that could not finish is retried with the same
 bytes (no partial writes are enabled, so it is all or nothing); a read takes one record, so a
-readable socket is read until OpenSSL wants more, and the records of that burst are handed on
-together (a response head and its body sent as two records still go out in one write).
+readable socket is read record by record, full records gathered, until a short one ends the
+burst or OpenSSL wants more; the burst is then handed on as one piece.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from typing import Any
 
 __all__ = ["TLSSocketTransport", "open_tls"]
 
-_RECORD = 16384 + 256  # the largest TLS plaintext record, and then some
+_FULL_RECORD = 16384  # the largest TLS plaintext record
+_RECORD = _FULL_RECORD + 256  # room for one more record, and then some
 _READ_SIZE = 64 * 1024
 # Every read lands here (one buffer per worker, not per connection), and each burst is copied
 # out once for the protocol.
@@ -237,6 +238,12 @@ class TLSSocketTransport(asyncio.Transport):
                     self.close()
                 return
             filled += size
+            if size < _FULL_RECORD and not tls.pending():
+                # A short record ends what the origin wrote at once (a small response, the tail of
+                # a large one): pass it on without the read that would only find the socket dry
+                # (a syscall and an exception per response). The loop's readiness is level-
+                # triggered, so a record already queued behind this one calls us again.
+                break
             if filled > _READ_SIZE - _RECORD:  # the buffer may not hold another record: pass this on
                 if not self._deliver(view[:filled].tobytes()):
                     return
