@@ -130,22 +130,27 @@ class _Dial:
             self._start_tls()
 
     def watch(self, reader: bool, writer: bool, callback: Callable[[], None]) -> None:
-        if self.reading:
-            self.loop.remove_reader(self.fd)
-        if self.writing:
-            self.loop.remove_writer(self.fd)
+        """Call ``callback`` when the socket is readable (``reader``) or writable (``writer``)."""
+        self.unwatch()
         self.reading, self.writing = reader, writer
         if reader:
             self.loop.add_reader(self.fd, callback)
         if writer:
             self.loop.add_writer(self.fd, callback)
 
+    def unwatch(self) -> None:
+        if self.reading:
+            self.loop.remove_reader(self.fd)
+        if self.writing:
+            self.loop.remove_writer(self.fd)
+        self.reading = self.writing = False
+
     def stop(self) -> None:
-        self.watch(False, False, self.step)
+        self.unwatch()
         (self.tls or self.sock).close()
 
     def _fail(self, exc: Exception) -> None:
-        self.watch(False, False, self.step)
+        self.unwatch()
         if not self.done.done():
             self.done.set_exception(exc)
 
@@ -184,7 +189,7 @@ class _Dial:
         except Exception as exc:  # verification and handshake failures go to the awaiting task
             self._fail(exc)
             return
-        self.watch(False, False, self.step)
+        self.unwatch()
         self.done.set_result(None)
 
 
