@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import ssl
 import time
 from collections import deque
@@ -39,6 +41,7 @@ from tlsgate.proxy.config import ProxySettings
 from tlsgate.proxy.exchange import Exchange
 from tlsgate.proxy.http1 import Data, EndOfMessage, Event, Limits, RequestHead, RequestReader, Upgraded
 from tlsgate.proxy.tlsinfo import client_rejection, error_page, looks_like_tls
+from tlsgate.proxy.tlssock import TLSAccept
 from tlsgate.proxy.upstream import Origin, ResumingContext, UpstreamConnection, UpstreamPool, upstream_context
 
 try:
@@ -86,8 +89,8 @@ class ProxyServer:
         )
         self.resolve = resolve
         self.connections: set[ClientConnection] = set()
-        #: every client socket until it is gone, including ones in TLS shutdown
-        self.raw_transports: set[asyncio.BaseTransport] = set()
+        #: every client socket until it is gone (a transport, or a handshake), including ones in TLS shutdown
+        self.raw_transports: set[Any] = set()
         self.rejections: deque[AccessEvent] = deque(maxlen=1000)
         self._reuse_port = reuse_port
         self._server: asyncio.AbstractServer | None = None
@@ -169,7 +172,7 @@ class ProxyServer:
         for conn in list(self.connections):
             conn.abort()
         for transport in list(self.raw_transports):
-            transport.abort()  # type: ignore[attr-defined]
+            transport.abort()
         self.raw_transports.clear()
         self.pool.close()
         if self._ticker is not None:
@@ -214,6 +217,10 @@ class ClientConnection(asyncio.Protocol):
         self.checked_host: bytes | None = None
         #: the upstream connection dialled while the client's handshake runs (see _start_tls)
         self.preconnect: asyncio.Task[UpstreamConnection] | None = None
+        #: after CONNECT: the client socket, watched for its first bytes without reading them
+        self.hello: socket.socket | None = None
+        #: our handshake with the client, on that socket
+        self.accepting: TLSAccept | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -464,6 +471,88 @@ class ClientConnection(asyncio.Protocol):
         self._arm_idle()
         if rest:
             self._first_bytes(rest)
+        else:
+            self._watch_hello()
+
+    def _watch_hello(self) -> None:
+        """Wait for the client's first bytes on the socket itself, leaving them in the kernel.
+
+        A ClientHello is then left for OpenSSL to read from the socket (see tlssock: no memory
+        BIOs, no per-connection loop buffer); anything else is read by the loop's transport as
+        before. The bytes may already have been read with the CONNECT (``rest``): then the loop's
+        TLS serves the connection.
+        """
+        raw = self.transport
+        sock = raw.get_extra_info("socket")
+        if sock is None or raw.get_write_buffer_size() or self.closed:
+            return  # the 200 is not out yet (it must go before the handshake's bytes): the loop's TLS
+        try:
+            hello = socket.socket(fileno=os.dup(sock.fileno()))
+            hello.setblocking(False)
+        except OSError:
+            return
+        raw.pause_reading()
+        self.hello = hello
+        self.loop.add_reader(hello.fileno(), self._peek_hello)
+
+    def _unwatch_hello(self) -> socket.socket | None:
+        hello, self.hello = self.hello, None
+        if hello is not None:
+            self.loop.remove_reader(hello.fileno())
+        return hello
+
+    def _peek_hello(self) -> None:
+        if self.hello is None:
+            return
+        try:
+            first = self.hello.recv(2, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            first = b""
+        if first and looks_like_tls(first):
+            self._accept_tls()
+            return
+        hello = self._unwatch_hello()  # not TLS, or the client left: the loop's transport reads it
+        if hello is not None:
+            hello.close()
+        if not self.closed and self.transport is not None:
+            self.transport.resume_reading()
+
+    def _accept_tls(self) -> None:
+        self.activity += 1
+        hello = self._unwatch_hello()
+        context = self._leaf_context()
+        if hello is None or context is None:
+            if hello is not None:
+                hello.close()
+            return
+        # The socket is OpenSSL's from here: the loop's transport lets go of its descriptor (the
+        # connection lives on in ours) and of this protocol.
+        raw, self.transport = self.raw_transport, None
+        self.server.raw_transports.discard(raw)
+        raw.set_protocol(asyncio.Protocol())
+        raw.abort()
+        self.mode = _HANDSHAKE
+        accepting = TLSAccept(self.loop, hello, context, self._tls_accepted)
+        self.accepting = self.raw_transport = accepting
+        self.server.raw_transports.add(accepting)
+        accepting.begin()
+
+    def _tls_accepted(self, exc: Exception | None) -> None:
+        accepting = self.accepting
+        self.accepting = None
+        self.server.raw_transports.discard(accepting)
+        if exc is not None or accepting is None or self.closed:
+            if exc is not None:
+                self._handshake_failed(exc)
+            if accepting is not None:
+                accepting.stop()
+            self._cleanup()
+            return
+        transport = accepting.transport(self)  # connection_made: requests from here
+        self.raw_transport = transport
+        self.server.raw_transports.add(transport)
 
     def _first_bytes(self, data: bytes) -> None:
         self.activity += 1
@@ -480,18 +569,26 @@ class ClientConnection(asyncio.Protocol):
             self.abort()
 
     def _start_tls(self, data: bytes) -> None:
+        context = self._leaf_context()
+        if context is not None:
+            self._handshake(context, data)
+
+    def _leaf_context(self) -> ssl.SSLContext | None:
+        """The leaf's server context for a ClientHello that came; None (and closed) on failure."""
         try:
-            context = self.server.issuer.get((self.connect_host,)).context
+            context: ssl.SSLContext = self.server.issuer.get((self.connect_host,)).context
         except TlsgateError as exc:
             if self.server.sink is not None:
                 self.server.emit(self._event("CONNECT", 0, action="inspect", tls_error=str(exc)))
             self.abort()
-            return
+            return None
+        if context.sni_callback is None:
+            context.sni_callback = self.server.sni_callback
         # The client has sent a ClientHello, so it means to talk: dial the origin now (unless that
         # began on CONNECT), while our handshake with the client runs, instead of after it.
         if self.preconnect is None:
             self._dial_origin()
-        self._handshake(context, data)
+        return context
 
     def _dial_origin(self) -> None:
         origin: Origin = ("https", self.connect_host, self.connect_port)
@@ -500,8 +597,7 @@ class ClientConnection(asyncio.Protocol):
             self.preconnect.add_done_callback(_consume_exception)
 
     def _handshake(self, context: ssl.SSLContext, data: bytes) -> None:
-        if context.sni_callback is None:
-            context.sni_callback = self.server.sni_callback
+        """Our handshake through the loop's TLS, for a ClientHello the loop already read."""
         waiter = self.loop.create_future()
         factory = _UvSSLProtocol if uvloop is not None and isinstance(self.loop, uvloop.Loop) else _asyncio_ssl()
         tls = factory(
@@ -529,6 +625,13 @@ class ClientConnection(asyncio.Protocol):
         exc = None if waiter.cancelled() else waiter.exception()
         if exc is None or self.mode != _HANDSHAKE:
             return
+        self._handshake_failed(exc)
+        self._cleanup()
+        if self.raw_transport is not None:
+            self.server.raw_transports.discard(self.raw_transport)
+            self.raw_transport.abort()
+
+    def _handshake_failed(self, exc: BaseException) -> None:
         alert = client_rejection(exc)
         if alert is not None:
             event = self._event("CONNECT", 0, action="reject", tls_error=f"client rejected our certificate: {alert}")
@@ -536,10 +639,6 @@ class ClientConnection(asyncio.Protocol):
             self.server.emit(event)
         elif self.server.sink is not None:
             self.server.emit(self._event("CONNECT", 0, action="inspect", tls_error=f"client handshake failed: {exc}"))
-        self._cleanup()
-        if self.raw_transport is not None:
-            self.server.raw_transports.discard(self.raw_transport)
-            self.raw_transport.abort()
 
     # -- tunnels (bypass, and WebSocket after 101) ------------------------------------
     async def _splice(self, host: str, port: int, rest: bytes) -> None:
@@ -674,6 +773,13 @@ class ClientConnection(asyncio.Protocol):
         if self.closed and self not in self.server.connections:
             return
         self.closed = True
+        hello = self._unwatch_hello()
+        if hello is not None:
+            hello.close()
+        if self.accepting is not None:
+            accepting, self.accepting = self.accepting, None
+            self.server.raw_transports.discard(accepting)
+            accepting.stop()
         if self.preconnect is not None:  # the client went away before asking for anything
             _discard(self.preconnect)
             self.preconnect = None

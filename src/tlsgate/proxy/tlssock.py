@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["TLSSocketTransport", "open_tls"]
+__all__ = ["TLSAccept", "TLSSocketTransport", "open_tls"]
 
 _FULL_RECORD = 16384  # the largest TLS plaintext record
 _RECORD = _FULL_RECORD + 256  # room for one more record, and then some
@@ -88,46 +88,25 @@ async def open_tls(
     raise error
 
 
-class _Dial:
-    """TCP connect, then the client handshake, driven from the socket's readiness callbacks.
+class _Handshake:
+    """A TLS handshake on a non-blocking socket, each step run from the socket's readiness callbacks.
 
-    Each step runs as soon as the socket is ready — the ClientHello leaves in the callback that
-    sees the TCP connection up, and each server flight is answered as it arrives — instead of on
-    a task's next turn, behind whatever else the loop has queued (a first contact's leaf mint).
-    ``done`` ends it; ``stop()`` stops watching and closes the socket.
+    Each step runs as soon as the socket is ready (each peer flight is answered as it arrives)
+    instead of on a task's next turn, behind whatever else the loop has queued (a first
+    contact's leaf mint). ``on_done(None)`` or ``on_done(exc)`` ends it, once; ``stop()`` stops
+    watching and closes the socket.
     """
 
     def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        sock: socket.socket,
-        sockaddr: Any,
-        context: ssl.SSLContext,
-        server_hostname: str,
-        session: ssl.SSLSession | None,
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, on_done: Callable[[Exception | None], None]
     ) -> None:
         self.loop = loop
         self.sock = sock
         self.fd = sock.fileno()
-        self.context = context
-        self.server_hostname = server_hostname
-        self.session = session
+        self.on_done = on_done
         self.tls: ssl.SSLSocket | None = None
-        self.done: asyncio.Future[None] = loop.create_future()
+        self.finished = False
         self.reading = self.writing = False
-        try:
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            code = sock.connect_ex(sockaddr)
-        except OSError as exc:
-            self._fail(exc)
-            return
-        if code in (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
-            self.watch(False, True, self._connected)
-        elif code:
-            self._fail(OSError(code, os.strerror(code)))
-        else:
-            self._start_tls()
 
     def watch(self, reader: bool, writer: bool, callback: Callable[[], None]) -> None:
         """Call ``callback`` when the socket is readable (``reader``) or writable (``writer``)."""
@@ -146,35 +125,23 @@ class _Dial:
         self.reading = self.writing = False
 
     def stop(self) -> None:
+        """Stop (if still running, ``on_done`` is not called) and close the socket."""
+        self.finished = True
         self.unwatch()
         (self.tls or self.sock).close()
 
-    def _fail(self, exc: Exception) -> None:
+    def _finish(self, exc: Exception | None) -> None:
         self.unwatch()
-        if not self.done.done():
-            self.done.set_exception(exc)
+        if not self.finished:
+            self.finished = True
+            self.on_done(exc)
 
-    def _connected(self) -> None:
-        if self.done.done():
-            return
-        code = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if code:
-            self._fail(OSError(code, os.strerror(code)))
-            return
-        self._start_tls()
-
-    def _start_tls(self) -> None:
-        try:
-            self.tls = self.context.wrap_socket(
-                self.sock, server_hostname=self.server_hostname, do_handshake_on_connect=False, session=self.session
-            )
-        except (OSError, ValueError) as exc:
-            self._fail(exc if isinstance(exc, OSError) else OSError(str(exc)))
-            return
+    def start(self, tls: ssl.SSLSocket) -> None:
+        self.tls = tls
         self.step()
 
     def step(self) -> None:
-        if self.done.done() or self.tls is None:
+        if self.finished or self.tls is None:
             return
         try:
             self.tls.do_handshake()
@@ -186,11 +153,111 @@ class _Dial:
             if not self.writing:
                 self.watch(False, True, self.step)
             return
-        except Exception as exc:  # verification and handshake failures go to the awaiting task
-            self._fail(exc)
+        except Exception as exc:  # verification and handshake failures go to on_done
+            self._finish(exc)
             return
-        self.unwatch()
-        self.done.set_result(None)
+        self._finish(None)
+
+
+class _Dial(_Handshake):
+    """TCP connect, then the client handshake; ``done`` is the outcome.
+
+    The ClientHello leaves in the callback that sees the TCP connection up.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        sockaddr: Any,
+        context: ssl.SSLContext,
+        server_hostname: str,
+        session: ssl.SSLSession | None,
+    ) -> None:
+        super().__init__(loop, sock, self._settle)
+        self.context = context
+        self.server_hostname = server_hostname
+        self.session = session
+        self.done: asyncio.Future[None] = loop.create_future()
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            code = sock.connect_ex(sockaddr)
+        except OSError as exc:
+            self._finish(exc)
+            return
+        if code in (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
+            self.watch(False, True, self._connected)
+        elif code:
+            self._finish(OSError(code, os.strerror(code)))
+        else:
+            self._start_tls()
+
+    def _settle(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            if exc is None:
+                self.done.set_result(None)
+            else:
+                self.done.set_exception(exc)
+
+    def _connected(self) -> None:
+        if self.finished:
+            return
+        code = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            self._finish(OSError(code, os.strerror(code)))
+            return
+        self._start_tls()
+
+    def _start_tls(self) -> None:
+        try:
+            tls = self.context.wrap_socket(
+                self.sock, server_hostname=self.server_hostname, do_handshake_on_connect=False, session=self.session
+            )
+        except (OSError, ValueError) as exc:
+            self._finish(exc if isinstance(exc, OSError) else OSError(str(exc)))
+            return
+        self.start(tls)
+
+
+class TLSAccept(_Handshake):
+    """The server side of a handshake on an accepted socket whose ClientHello is still unread.
+
+    ``on_done(None)`` once the handshake is complete (then :meth:`transport` carries the
+    connection), ``on_done(exc)`` when it failed (the client's alert, if it sent one, is in
+    ``exc``); :meth:`abort` ends it early and closes the socket, without ``on_done``.
+    :meth:`begin` runs the first step (``on_done`` may be called in it).
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        context: ssl.SSLContext,
+        on_done: Callable[[Exception | None], None],
+    ) -> None:
+        super().__init__(loop, sock, on_done)
+        self.context = context
+
+    def begin(self) -> None:
+        try:
+            tls = self.context.wrap_socket(self.sock, server_side=True, do_handshake_on_connect=False)
+        except (OSError, ValueError) as exc:
+            self._finish(exc if isinstance(exc, OSError) else OSError(str(exc)))
+            return
+        self.start(tls)
+
+    def transport(self, protocol: asyncio.Protocol) -> TLSSocketTransport:
+        """The established connection for ``protocol`` (``connection_made`` is called, reading starts)."""
+        if self.tls is None:  # pragma: no cover - on_done(None) comes only after the handshake
+            raise OSError("handshake finished without a TLS socket")
+        transport = TLSSocketTransport(self.loop, self.tls, protocol)
+        protocol.connection_made(transport)
+        transport.start()
+        return transport
+
+    def abort(self) -> None:
+        self.stop()
 
 
 class TLSSocketTransport(asyncio.Transport):
@@ -217,6 +284,8 @@ class TLSSocketTransport(asyncio.Transport):
         if not self._closed and not self._read_paused and not self._reading:
             self._reading = True
             self._loop.add_reader(self._fd, self._on_readable)
+            if self._tls.pending():  # decrypted bytes already in OpenSSL: the socket may stay quiet
+                self._loop.call_soon(self._on_readable)
 
     def _stop_reading(self) -> None:
         if self._reading:
@@ -278,8 +347,6 @@ class TLSSocketTransport(asyncio.Transport):
             self._read_paused = False
             if not self._closing:
                 self.start()
-                if self._tls.pending():  # decrypted bytes waiting in OpenSSL: the socket may stay quiet
-                    self._loop.call_soon(self._on_readable)
 
     def is_reading(self) -> bool:
         return self._reading
