@@ -161,6 +161,46 @@ def test_writes_to_an_origin_that_does_not_read_pause_then_resume_and_arrive_int
     assert digest.digest() == hashlib.sha256(piece * pieces).digest()
 
 
+def test_large_writes_leave_the_socket_uncorked(pki: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    """A write of several records is corked into one segment, and uncorked after: a short write
+    that follows leaves at once (a socket left corked would hold it back ~200 ms, or forever)."""
+    body = bytes(range(256)) * 400  # 100 KiB: seven records
+    got: list[bytes] = []
+
+    def behaviour(tls: ssl.SSLSocket) -> None:
+        data = b""
+        while len(data) < len(body) + 8:
+            chunk = tls.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        got.append(data)
+        tls.sendall(b"ok")
+
+    origin = Origin(pki[0], behaviour)
+
+    async def scenario() -> tuple[int, int, bytes]:
+        protocol = Recorder()
+        transport = await open_tls(
+            asyncio.get_running_loop(), protocol, pki[1], ("127.0.0.1", origin.port), "origin.test"
+        )
+        transport.writelines([b"head:", body])
+        corked_after_lines = transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK)
+        transport.write(body[:3])
+        corked_after_write = transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK)
+        while b"ok" not in b"".join(protocol.chunks):
+            await asyncio.sleep(0.01)
+        transport.close()
+        await protocol.lost
+        return corked_after_lines, corked_after_write, b"".join(protocol.chunks)
+
+    corked_lines, corked_write, answer = _run(scenario)  # type: ignore[misc]
+    origin.close()
+    assert (corked_lines, corked_write) == (0, 0)
+    assert answer == b"ok"
+    assert got == [b"head:" + body + body[:3]]
+
+
 def test_close_sends_what_was_written_then_close_notify(pki: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
     got: list[bytes] = []
 

@@ -357,15 +357,32 @@ class TLSSocketTransport(asyncio.Transport):
             return
         self._backlog.append(bytes(data))
         self._backlog_size += len(data)
+        self._written()
+
+    def writelines(self, pieces: Any) -> None:
+        """Every piece, sent together (a response head and its body leave in one segment)."""
+        if self._closing or self._closed:
+            return
+        for piece in pieces:
+            if piece:
+                self._backlog.append(bytes(piece))
+                self._backlog_size += len(piece)
+        self._written()
+
+    def _written(self) -> None:
         if not self._waiting_writable:
-            self._flush()
+            if self._backlog_size > _FULL_RECORD:
+                # More than one record: each SSL_write record is its own send(); corked, the kernel
+                # sends them as one segment (one trip through the TCP stack, not one per record).
+                self._tls.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                self._flush()
+                if not self._closed:
+                    self._tls.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+            else:
+                self._flush()
         if self._backlog_size > _HIGH_WATER and not self._writing_paused and not self._closed:
             self._writing_paused = True
             self._protocol.pause_writing()
-
-    def writelines(self, pieces: Any) -> None:
-        for piece in pieces:
-            self.write(piece)
 
     def _flush(self) -> None:
         backlog, tls = self._backlog, self._tls
