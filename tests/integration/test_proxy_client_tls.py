@@ -194,3 +194,39 @@ def test_stopping_the_proxy_mid_handshake(issuer: object, badssl: BadSSL) -> Non
     finally:
         for sock in socks:
             sock.close()
+
+
+def test_closing_after_a_response_loses_none_of_it(
+    proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], badssl: BadSSL
+) -> None:
+    """A ``Connection: close`` request, then more bytes from the client: some while the response
+    streams (ignored: RFC 9112 §9.6, not a 400 that cuts the response), some when the proxy has
+    sent everything and is closing. The client still gets every byte of the response: a socket
+    closed with unread input is reset, and a reset drops what was still on its way."""
+    size = 4 * 1024 * 1024
+    port = badssl.ports["good"]
+    context = ssl.create_default_context(cafile=str(tlsgate_ca[1]))
+    with context.wrap_socket(open_tunnel(proxy, "good.test", port), server_hostname="good.test") as tls:
+        tls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        tls.sendall(f"GET /big?n={size} HTTP/1.1\r\nHost: good.test\r\nConnection: close\r\n\r\n".encode())
+        time.sleep(0.3)
+        tls.sendall(b"GET /hello HTTP/1.1\r\nHost: good.test\r\n\r\n")
+        data = b""
+        late_sent = False
+        while True:
+            try:
+                chunk = tls.recv(65536)
+            except (ConnectionResetError, ssl.SSLError) as exc:
+                raise AssertionError(f"reset after {len(data)} bytes: {exc!r}") from None
+            if not chunk:
+                break
+            data += chunk
+            if not late_sent and len(data) > size * 3 // 4:
+                time.sleep(0.3)  # by now the proxy has written it all and closes, sending the rest
+                tls.sendall(b"GET /hello HTTP/1.1\r\nHost: good.test\r\n\r\n")
+                late_sent = True
+            time.sleep(0.001)  # a slow reader: the proxy's socket still holds data when it closes
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert len(body) == size
+    assert body == big_body(0, size)

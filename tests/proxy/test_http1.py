@@ -89,6 +89,38 @@ def test_http10_is_not_keep_alive() -> None:
 
 
 @pytest.mark.parametrize(
+    "closing",
+    [
+        b"GET http://a/ HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        b"POST http://a/ HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi",
+        b"GET http://a/ HTTP/1.0\r\n\r\n",
+    ],
+    ids=["connection-close", "close-with-body", "http10"],
+)
+def test_nothing_after_a_closing_request_is_parsed(closing: bytes) -> None:
+    """RFC 9112 §9.6: after a request that closes the connection, more bytes (even garbage) are
+    ignored — not a 400 that would cut the response to that request short."""
+    reader = RequestReader()
+    events = reader.feed(closing + b"GET http://a/again HTTP/1.1\r\nHost: a\r\n\r\n")
+    heads = [e for e in events if isinstance(e, RequestHead)]
+    assert [h.target for h in heads] == [b"http://a/"]
+    assert events[-1] is END
+    assert reader.feed(b"\x00garbage\r\n\r\n") == []
+    split = RequestReader()  # the same when the next bytes come in a later read
+    assert split.feed(closing)[-1] is END
+    assert split.feed(b"GET http://a/again HTTP/1.1\r\n\r\n") == []
+
+
+def test_keep_alive_requests_and_connect_still_go_on() -> None:
+    reader = RequestReader()
+    events = reader.feed(b"GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\nGET http://a/2 HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert [e.target for e in events if isinstance(e, RequestHead)] == [b"http://a/", b"http://a/2"]
+    connect = RequestReader().feed(b"CONNECT a:443 HTTP/1.0\r\n\r\n\x16\x03\x01")
+    assert isinstance(connect[-1], Upgraded)
+    assert connect[-1].rest == b"\x16\x03\x01"
+
+
+@pytest.mark.parametrize(
     ("raw", "status"),
     [
         (b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),

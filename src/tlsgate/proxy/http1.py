@@ -171,6 +171,10 @@ class _NoBody(Exception):
     pass
 
 
+class _LastMessage(Exception):
+    pass
+
+
 class _Reader:
     """What both directions share: header collection, limits and framing checks."""
 
@@ -343,9 +347,15 @@ class _Reader:
 
 
 class RequestReader(_Reader):
-    """Requests from a client. After :class:`Upgraded` (CONNECT) the reader is done."""
+    """Requests from a client. After :class:`Upgraded` (CONNECT) the reader is done.
 
-    __slots__ = ("_target",)
+    After a request that closes the connection (``Connection: close``, or HTTP/1.0 without
+    keep-alive) the reader is done too: RFC 9112 §9.6 — the client sends nothing more, and the
+    server closes after its response, so whatever follows is ignored (not a 400 that would cut
+    the response short).
+    """
+
+    __slots__ = ("_last", "_target")
 
     _parser: httptools.HttpRequestParser
 
@@ -353,6 +363,22 @@ class RequestReader(_Reader):
         super().__init__(limits or Limits())
         self._parser = httptools.HttpRequestParser(self)
         self._target = b""
+        self._last = False
+
+    def feed(self, data: bytes | memoryview) -> list[Event]:
+        if self._last:
+            return []
+        return super().feed(data)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        parser = self._parser
+        if not parser.should_keep_alive() and not parser.should_upgrade():
+            self._last = True
+            raise _LastMessage  # stops llhttp here: the bytes after this message are not parsed
+
+    def _callback_stopped(self, exc: httptools.HttpParserCallbackError, events: list[Event]) -> bool:
+        return isinstance(exc.__context__, _LastMessage)
 
     def on_message_begin(self) -> None:
         self._reset_head()

@@ -45,6 +45,7 @@ _READ_VIEW = memoryview(bytearray(_READ_SIZE))
 _HIGH_WATER = 64 * 1024
 _LOW_WATER = 16 * 1024
 _CLOSE_FLUSH_TIMEOUT = 30.0  # seconds a closing connection may take to send what was written
+_LINGER_TIMEOUT = 5.0  # seconds a closed connection waits for the peer's end (nginx's lingering_timeout)
 
 
 async def open_tls(
@@ -277,7 +278,10 @@ class TLSSocketTransport(asyncio.Transport):
         self._writing_paused = False
         self._closing = False
         self._closed = False
+        self._peer_done = False  # the peer's EOF (or close_notify) was read
+        self._lingering = False
         self._abort_handle: asyncio.TimerHandle | None = None
+        self._close_exc: Exception | None = None
 
     # -- reading -----------------------------------------------------------------------
     def start(self) -> None:
@@ -304,7 +308,8 @@ class TLSSocketTransport(asyncio.Transport):
             except (OSError, ssl.SSLError) as exc:
                 self._fail(exc)
                 return
-            if size == 0:  # the origin closed (close_notify or EOF)
+            if size == 0:  # the peer closed (close_notify or EOF)
+                self._peer_done = True
                 if filled and not self._deliver(view[:filled].tobytes()):
                     return
                 self._stop_reading()
@@ -431,7 +436,9 @@ class TLSSocketTransport(asyncio.Transport):
             self._abort_handle = self._loop.call_later(_CLOSE_FLUSH_TIMEOUT, self.abort)
 
     def abort(self) -> None:
-        if not self._closed:
+        if self._lingering:
+            self._end_linger()
+        elif not self._closed:
             self._closing = True
             self._finish_close(None, notify=False)
 
@@ -446,16 +453,59 @@ class TLSSocketTransport(asyncio.Transport):
         self._stop_reading()
         if self._abort_handle is not None:
             self._abort_handle.cancel()
+            self._abort_handle = None
         if self._waiting_writable:
             self._waiting_writable = False
             self._loop.remove_writer(self._fd)
         self._backlog.clear()
         self._backlog_size = 0
+        self._close_exc = exc
         if notify:
             with contextlib.suppress(OSError, ValueError, ssl.SSLError):
-                self._tls.unwrap()  # sends our close_notify; the origin's is not waited for
+                self._tls.unwrap()  # sends our close_notify; the peer's is not waited for
+            if not self._peer_done and self._linger():
+                return
+        self._end_linger()
+
+    def _linger(self) -> bool:
+        """Half-close, then read and discard until the peer ends too (at most _LINGER_TIMEOUT).
+
+        Closing a socket whose peer sent something we did not read (a pipelined request, a TLS
+        ticket, its close_notify) makes the kernel reset the connection, and a reset throws away
+        what we wrote and the peer has not read yet: the end of a response. nginx lingers the same
+        way; asyncio's TLS waits for the peer's close_notify for the same reason.
+        """
+        try:
+            self._tls.shutdown(socket.SHUT_WR)  # our FIN follows the close_notify; OpenSSL is done
+        except OSError:
+            return False
+        self._lingering = True
+        self._loop.add_reader(self._fd, self._linger_read)
+        self._abort_handle = self._loop.call_later(_LINGER_TIMEOUT, self._end_linger)
+        return True
+
+    def _linger_read(self) -> None:
+        try:
+            data = self._tls.recv(65536)  # plain bytes now: discarded
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._end_linger()
+
+    def _end_linger(self) -> None:
+        """Close the socket and tell the protocol, once."""
+        if self._lingering:
+            self._lingering = False
+            self._loop.remove_reader(self._fd)
+            if self._abort_handle is not None:
+                self._abort_handle.cancel()
+                self._abort_handle = None
+        elif self._tls.fileno() == -1:
+            return
         self._tls.close()
-        self._loop.call_soon(self._protocol.connection_lost, exc)
+        self._loop.call_soon(self._protocol.connection_lost, self._close_exc)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name in ("ssl_object", "socket"):
