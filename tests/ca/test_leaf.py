@@ -100,6 +100,37 @@ def test_cache_is_bounded(make_ca) -> None:
     assert len(issuer) == 3
 
 
+def test_older_leaves_keep_their_certificate_without_a_context(make_ca, clock) -> None:
+    """Two tiers: the most recent leaves keep a TLS context; older ones only their PEM, and get a
+    context again (the same certificate, not a new mint) when their name comes back."""
+    ca = make_ca(clock=clock)
+    issuer = LeafIssuer(ca.issuing_material(), clock=clock, cache_size=5, context_cache_size=2)
+    first = {name: issuer.get([name]) for name in ("a.test", "b.test", "c.test")}
+    assert (len(issuer), issuer.contexts) == (3, 2)
+    again = issuer.get(["a.test"])  # pushed out of the context tier by b and c
+    assert again is not first["a.test"]
+    assert again.context is not first["a.test"].context
+    assert again.cert.serial_number == first["a.test"].cert.serial_number
+    assert again.key_pem() == first["a.test"].key_pem()
+    assert handshake(again.context, pem([ca.root.current.cert]), "a.test")
+    assert (len(issuer), issuer.contexts) == (3, 2)
+    for i in range(10):
+        issuer.get([f"h{i}.test"])
+    assert (len(issuer), issuer.contexts) == (5, 2)
+    assert "BEGIN" not in repr(issuer._stored)  # a stored key never shows in a repr
+
+
+def test_a_stored_leaf_close_to_expiry_is_minted_again(make_ca, clock) -> None:
+    ca = make_ca(clock=clock)
+    issuer = LeafIssuer(ca.issuing_material(), clock=clock, cache_size=5, context_cache_size=1)
+    old = issuer.get(["a.test"])
+    issuer.get(["b.test"])  # a.test now only as PEM
+    clock.advance(days=MAX_LEAF_DAYS - 8)
+    new = issuer.get(["a.test"])
+    assert new.cert.serial_number != old.cert.serial_number
+    assert new.cert.not_valid_after_utc > old.cert.not_valid_after_utc
+
+
 def test_concurrent_first_contacts_mint_once(make_ca) -> None:
     ca = make_ca()
     issuer = LeafIssuer(ca.issuing_material())
