@@ -174,6 +174,21 @@ class OriginHandler(BaseHTTPRequestHandler):
             self.send_response(204)
             self.end_headers()
             return
+        if path.startswith("/until-close"):
+            # A body read until the close: ended with close_notify (``clean``), or with a bare
+            # TCP close — what an injected FIN looks like (RFC 9112 §9.8: incomplete).
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")
+            self.wfile.write(b"first half;")
+            self.wfile.flush()
+            time.sleep(0.1)
+            self.wfile.write(b"second half")
+            self.wfile.flush()
+            self.close_connection = True
+            if "clean" in path and isinstance(self.connection, ssl.SSLSocket):
+                self.connection.unwrap()  # close_notify (and the proxy's back)
+            else:
+                self.connection.close()
+            return
         if path.startswith("/headers"):
             text = "".join(f"{k.lower()}: {v}\n" for k, v in self.headers.items())
             self._send(200, text.encode())

@@ -156,6 +156,9 @@ def test_stalled_handshakes_are_closed_after_the_handshake_timeout(issuer: objec
         with silent, partial:
             assert _wait_closed(silent, 5) < 4.5
             assert _wait_closed(partial, 5) < 4.5
+        event = thread.wait_for_event(lambda e: e.tls_error and "took longer than 1 s" in e.tls_error)
+        assert event.tls_error == "client handshake failed: the TLS handshake took longer than 1 s"
+        assert (event.host, event.action) == ("good.test", "inspect")
     finally:
         thread.stop()
 

@@ -91,6 +91,7 @@ def test_a_burst_of_records_arrives_whole_and_eof_follows(pki: tuple[ssl.SSLCont
     def behaviour(tls: ssl.SSLSocket) -> None:
         tls.sendall(b"head;")  # a record of its own, then the body
         tls.sendall(payload)
+        tls.unwrap()  # close_notify: a clean end
 
     origin = Origin(pki[0], behaviour)
 
@@ -104,6 +105,55 @@ def test_a_burst_of_records_arrives_whole_and_eof_follows(pki: tuple[ssl.SSLCont
     origin.close()
     assert received == b"head;" + payload
     assert eof and lost is None
+
+
+def test_an_end_without_close_notify_is_an_error_not_an_eof(pki: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    """RFC 9112 §9.8: a TLS connection that ends without close_notify may have been cut (an
+    injected FIN); the protocol gets connection_lost(SSLEOFError), not eof_received()."""
+    origin = Origin(pki[0], lambda tls: tls.sendall(b"partial body"))  # then a bare close
+
+    async def scenario() -> tuple[bytes, bool, BaseException | None]:
+        protocol = Recorder()
+        await open_tls(asyncio.get_running_loop(), protocol, pki[1], ("127.0.0.1", origin.port), "origin.test")
+        lost = await protocol.lost
+        return b"".join(protocol.chunks), protocol.eof, lost
+
+    received, eof, lost = _run(scenario)  # type: ignore[misc]
+    origin.close()
+    assert received == b"partial body"
+    assert not eof
+    assert isinstance(lost, ssl.SSLEOFError)
+
+
+def test_closing_an_origin_connection_does_not_linger(pki: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    """An origin busy sending (a download the client gave up) is not read for seconds after we
+    close: connection_lost follows close() at once, and the origin sees the end."""
+    stop = threading.Event()
+
+    def behaviour(tls: ssl.SSLSocket) -> None:
+        block = b"z" * 65536
+        while not stop.is_set():
+            tls.sendall(block)  # raises once we are gone
+
+    origin = Origin(pki[0], behaviour)
+
+    async def scenario() -> float:
+        protocol = Recorder()
+        transport = await open_tls(
+            asyncio.get_running_loop(), protocol, pki[1], ("127.0.0.1", origin.port), "origin.test"
+        )
+        while sum(map(len, protocol.chunks)) < 1_000_000:
+            await asyncio.sleep(0.01)
+        started = time.monotonic()
+        transport.close()
+        await protocol.lost
+        return time.monotonic() - started
+
+    took = _run(scenario)
+    assert origin.done.wait(10)  # the origin's sendall failed: we are gone
+    stop.set()
+    origin.close()
+    assert isinstance(took, float) and took < 1.0
 
 
 def test_a_certificate_for_another_name_is_refused(pki: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:

@@ -61,6 +61,7 @@ class Exchange:
         "reusable",
         "started",
         "status",
+        "truncated",
         "upstream",
         "upstream_paused",
         "wall_start",
@@ -86,6 +87,7 @@ class Exchange:
         self.reusable = True
         self.upstream_paused = False
         self.error: str | None = None
+        self.truncated = False
         self.started = client.loop.time()
         self.wall_start = time.time() if client.server.sink is not None else 0.0
 
@@ -304,8 +306,10 @@ class Exchange:
                 return
             self._fail_before_response(exc)
             return
-        # mid-response: the client sees a truncated message and a closed connection
+        # mid-response: the client sees a truncated message and a connection ended without a
+        # close_notify (an HTTP/1.0 client reading to the close must not take it as complete)
         self.error = f"origin failed mid-response: {upstream_failure_reason(exc)}"
+        self.truncated = True
         self.keep_alive = False
         self.client.exchange_finished(self)
 

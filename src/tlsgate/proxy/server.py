@@ -388,6 +388,9 @@ class ClientConnection(asyncio.Protocol):
             self.server.emit(exchange.access_event(self.peer, "inspect", path))
         if self.exchange is exchange:
             self.exchange = None
+        if exchange.truncated:
+            self.abort()
+            return
         if not exchange.keep_alive or self.draining or not exchange.request_done:
             self._close_soon()
             return
@@ -534,7 +537,9 @@ class ClientConnection(asyncio.Protocol):
         raw.set_protocol(asyncio.Protocol())
         raw.abort()
         self.mode = _HANDSHAKE
-        accepting = TLSAccept(self.loop, hello, context, self._tls_accepted)
+        accepting = TLSAccept(
+            self.loop, hello, context, self._tls_accepted, timeout=self.server.settings.handshake_timeout
+        )
         self.accepting = self.raw_transport = accepting
         self.server.raw_transports.add(accepting)
         accepting.begin()

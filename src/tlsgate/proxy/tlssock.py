@@ -45,6 +45,7 @@ _READ_VIEW = memoryview(bytearray(_READ_SIZE))
 _HIGH_WATER = 64 * 1024
 _LOW_WATER = 16 * 1024
 _CLOSE_FLUSH_TIMEOUT = 30.0  # seconds a closing connection may take to send what was written
+_CORK: int | None = getattr(socket, "TCP_CORK", None)  # Linux
 _LINGER_TIMEOUT = 5.0  # seconds a closed connection waits for the peer's end (nginx's lingering_timeout)
 
 
@@ -212,8 +213,14 @@ class _Dial(_Handshake):
 
     def _start_tls(self) -> None:
         try:
+            # An EOF without close_notify raises (SSLEOFError) instead of reading as a clean end:
+            # it may be a truncation (RFC 9112 §9.8), and the protocol must be able to tell.
             tls = self.context.wrap_socket(
-                self.sock, server_hostname=self.server_hostname, do_handshake_on_connect=False, session=self.session
+                self.sock,
+                server_hostname=self.server_hostname,
+                do_handshake_on_connect=False,
+                session=self.session,
+                suppress_ragged_eofs=False,
             )
         except (OSError, ValueError) as exc:
             self._finish(exc if isinstance(exc, OSError) else OSError(str(exc)))
@@ -236,11 +243,39 @@ class TLSAccept(_Handshake):
         sock: socket.socket,
         context: ssl.SSLContext,
         on_done: Callable[[Exception | None], None],
+        *,
+        timeout: float,
     ) -> None:
         super().__init__(loop, sock, on_done)
         self.context = context
+        self.timeout = timeout
+        self.timer: asyncio.TimerHandle | None = None
+        try:
+            self.peername = sock.getpeername()
+        except OSError:
+            self.peername = None
+
+    def _finish(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        super()._finish(exc)
+
+    def stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        super().stop()
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        self._finish(TimeoutError(f"the TLS handshake took longer than {self.timeout:g} s"))
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.peername if name == "peername" else default
 
     def begin(self) -> None:
+        self.timer = self.loop.call_later(self.timeout, self._timed_out)
         try:
             tls = self.context.wrap_socket(self.sock, server_side=True, do_handshake_on_connect=False)
         except (OSError, ValueError) as exc:
@@ -252,7 +287,8 @@ class TLSAccept(_Handshake):
         """The established connection for ``protocol`` (``connection_made`` is called, reading starts)."""
         if self.tls is None:  # pragma: no cover - on_done(None) comes only after the handshake
             raise OSError("handshake finished without a TLS socket")
-        transport = TLSSocketTransport(self.loop, self.tls, protocol)
+        # Our peer is a client: a closed connection lingers (see TLSSocketTransport._linger).
+        transport = TLSSocketTransport(self.loop, self.tls, protocol, linger=True)
         protocol.connection_made(transport)
         transport.start()
         return transport
@@ -264,8 +300,11 @@ class TLSAccept(_Handshake):
 class TLSSocketTransport(asyncio.Transport):
     """An established TLS connection on a non-blocking SSLSocket, for one protocol."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, tls: ssl.SSLSocket, protocol: asyncio.Protocol) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, tls: ssl.SSLSocket, protocol: asyncio.Protocol, *, linger: bool = False
+    ) -> None:
         super().__init__()
+        self._linger_on_close = linger
         self._loop = loop
         self._tls = tls
         self._fd = tls.fileno()
@@ -376,13 +415,13 @@ class TLSSocketTransport(asyncio.Transport):
 
     def _written(self) -> None:
         if not self._waiting_writable:
-            if self._backlog_size > _FULL_RECORD:
+            if self._backlog_size > _FULL_RECORD and _CORK is not None:
                 # More than one record: each SSL_write record is its own send(); corked, the kernel
                 # sends them as one segment (one trip through the TCP stack, not one per record).
-                self._tls.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                self._tls.setsockopt(socket.IPPROTO_TCP, _CORK, 1)
                 self._flush()
                 if not self._closed:
-                    self._tls.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+                    self._tls.setsockopt(socket.IPPROTO_TCP, _CORK, 0)
             else:
                 self._flush()
         if self._backlog_size > _HIGH_WATER and not self._writing_paused and not self._closed:
@@ -463,7 +502,7 @@ class TLSSocketTransport(asyncio.Transport):
         if notify:
             with contextlib.suppress(OSError, ValueError, ssl.SSLError):
                 self._tls.unwrap()  # sends our close_notify; the peer's is not waited for
-            if not self._peer_done and self._linger():
+            if self._linger_on_close and not self._peer_done and self._linger():
                 return
         self._end_linger()
 

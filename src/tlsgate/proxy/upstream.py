@@ -140,6 +140,11 @@ class UpstreamConnection(asyncio.Protocol):
         if self.raw:
             owner.upstream_failed(exc or ConnectionResetError("origin closed"))
             return
+        if exc is not None and self.reader.in_message:
+            # A reset, or a TLS connection ended without close_notify: a body read until the
+            # close is truncated, not complete (RFC 9112 §9.8) — an injected FIN must not end it.
+            owner.upstream_failed(exc)
+            return
         try:
             events = self.reader.feed_eof()
         except RemoteProtocolError as error:
