@@ -372,3 +372,70 @@ def test_a_session_is_only_offered_to_the_port_it_came_from(badssl: BadSSL, orig
     assert resumed_first is True and resumed_second is True
     assert offered_to_other is False
     assert ports == sorted([origin.server_address[1], other.server_address[1]])
+
+
+def test_on_first_contact_the_origin_handshake_starts_before_the_mint(
+    issuer: LeafIssuer, badssl: BadSSL, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first contact's ClientHello waits (briefly) until the origin dialled on CONNECT has its
+    own ClientHello on the wire: the origin's handshake then runs beside our ~1 ms mint instead
+    of after it and after our handshake with the client (seen in strace: ~1-2 ms per new host)."""
+    import tlsgate.proxy.server as server_module
+
+    monkeypatch.setattr(server_module, "_HOLD_HELLO_FOR_DIAL", 5.0)  # ordering, not timing, is checked
+    # The origin's accept queue is full at first, so the proxy's TCP connect takes a SYN
+    # retransmission (~1 s): our ClientHello surely arrives first, and must wait for the dial.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    filler = socket.create_connection(listener.getsockname())
+    origin_hello_at: list[float] = []
+
+    def origin() -> None:  # records when the proxy's ClientHello arrives, then hangs up
+        time.sleep(0.3)
+        listener.accept()[0].close()  # the filler: the queue has room again
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(10)
+            if conn.recv(5):
+                origin_hello_at.append(time.monotonic())
+
+    mint_at: list[float] = []
+
+    class Recording:
+        def __getattr__(self, name: str) -> object:
+            return getattr(issuer, name)
+
+        def get(self, hosts: tuple[str, ...]) -> object:
+            if issuer.cached(hosts) is None:
+                mint_at.append(time.monotonic())
+            return issuer.get(hosts)
+
+    threading.Thread(target=origin, daemon=True).start()
+    port = listener.getsockname()[1]
+    settings = ProxySettings(host="127.0.0.1", port=0, upstream_ca=badssl.root_file)
+    proxy = ProxyThread(settings, Recording(), Policy(), resolve=lambda _h, p: ("127.0.0.1", port if p == 443 else p))  # type: ignore[arg-type]
+    try:
+        raw = open_tunnel(proxy, "held-hello.test", 443)
+        context = ssl.create_default_context()
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        client = context.wrap_bio(incoming, outgoing, server_hostname="held-hello.test")
+        with pytest.raises(ssl.SSLWantReadError):
+            client.do_handshake()
+        with raw:
+            sent_at = time.monotonic()
+            raw.sendall(outgoing.read())
+            raw.settimeout(10)
+            assert raw.recv(65536)  # our server flight: the mint happened
+        deadline = time.monotonic() + 5
+        while not origin_hello_at and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(origin_hello_at) == 1  # the dial got through (after the filler left, ~1 s)
+        assert len(mint_at) == 1
+        # The mint waited for the dial's ClientHello: it began only once the origin's accept
+        # queue had room (>= 0.3 s), not as soon as our ClientHello came.
+        assert mint_at[0] - sent_at >= 0.3
+    finally:
+        proxy.stop()
+        listener.close()
+        filler.close()

@@ -54,6 +54,8 @@ except ImportError:  # pragma: no cover - uvloop is a dependency; this keeps pla
 __all__ = ["ClientConnection", "ProxyServer"]
 
 _PROXY, _AWAIT_TLS, _HANDSHAKE, _INTERCEPT, _TUNNEL, _CLOSED = range(6)
+#: how long a first contact's ClientHello may wait for the origin's to go out (see _peek_hello)
+_HOLD_HELLO_FOR_DIAL = 0.002
 # reasons to stop reading from the client, as bits
 _P_QUEUE, _P_UPSTREAM, _P_PEER = 1, 2, 4
 
@@ -221,6 +223,10 @@ class ClientConnection(asyncio.Protocol):
         self.hello: socket.socket | None = None
         #: our handshake with the client, on that socket
         self.accepting: TLSAccept | None = None
+        #: the pre-dialled origin's ClientHello is on the wire (or its dial ended)
+        self.dial_on_wire = True
+        #: a ClientHello waits for that (see _peek_hello)
+        self.hello_held: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -514,6 +520,15 @@ class ClientConnection(asyncio.Protocol):
         except OSError:
             first = b""
         if first and looks_like_tls(first):
+            if not self.dial_on_wire:
+                # First contact: the origin was dialled on CONNECT but its ClientHello is not out
+                # yet (the name was being resolved). Our mint would hold the loop for ~1 ms and
+                # the origin's handshake would start only after it — and after ours with the
+                # client. Let the origin's ClientHello go first, so its handshake runs beside
+                # the mint (bounded: a slow resolver does not hold the client back).
+                self.loop.remove_reader(self.hello.fileno())
+                self.hello_held = self.loop.call_later(_HOLD_HELLO_FOR_DIAL, self._release_hello)
+                return
             self._accept_tls()
             return
         hello = self._unwatch_hello()  # not TLS, or the client left: the loop's transport reads it
@@ -521,6 +536,18 @@ class ClientConnection(asyncio.Protocol):
             hello.close()
         if not self.closed and self.transport is not None:
             self.transport.resume_reading()
+
+    def _origin_hello_sent(self) -> None:
+        self.dial_on_wire = True
+        if self.hello_held is not None:
+            self._release_hello()
+
+    def _release_hello(self) -> None:
+        if self.hello_held is not None:
+            self.hello_held.cancel()
+            self.hello_held = None
+        if self.hello is not None and not self.closed:
+            self._accept_tls()
 
     def _accept_tls(self) -> None:
         self.activity += 1
@@ -598,8 +625,10 @@ class ClientConnection(asyncio.Protocol):
     def _dial_origin(self) -> None:
         origin: Origin = ("https", self.connect_host, self.connect_port)
         if not self.server.pool.has_idle(origin):
-            self.preconnect = self.loop.create_task(self.server.pool.connect(origin))
+            self.dial_on_wire = False
+            self.preconnect = self.loop.create_task(self.server.pool.connect(origin, self._origin_hello_sent))
             self.preconnect.add_done_callback(_consume_exception)
+            self.preconnect.add_done_callback(lambda _task: self._origin_hello_sent())
 
     def _handshake(self, context: ssl.SSLContext, data: bytes) -> None:
         """Our handshake through the loop's TLS, for a ClientHello the loop already read."""
@@ -778,6 +807,9 @@ class ClientConnection(asyncio.Protocol):
         if self.closed and self not in self.server.connections:
             return
         self.closed = True
+        if self.hello_held is not None:
+            self.hello_held.cancel()
+            self.hello_held = None
         hello = self._unwatch_hello()
         if hello is not None:
             hello.close()

@@ -56,8 +56,12 @@ async def open_tls(
     address: tuple[str, int],
     server_hostname: str,
     session: ssl.SSLSession | None = None,
+    on_hello: Callable[[], None] | None = None,
 ) -> TLSSocketTransport:
     """Connect to ``address``, complete the TLS handshake for ``server_hostname``, and start reading.
+
+    ``on_hello()`` is called once our ClientHello is on the wire (or the dial failed before):
+    a caller with other work to do can let the origin's handshake start first.
 
     Raises what connecting or the handshake raised (OSError, ssl.SSLError, and
     ssl.SSLCertVerificationError for a certificate the context refuses); the socket is closed then.
@@ -68,7 +72,7 @@ async def open_tls(
         raise OSError(f"cannot resolve {address[0]}")
     error: OSError = OSError(f"cannot connect to {address[0]}")
     for family, kind, proto, _, sockaddr in infos:
-        dial = _Dial(loop, socket.socket(family, kind, proto), sockaddr, context, server_hostname, session)
+        dial = _Dial(loop, socket.socket(family, kind, proto), sockaddr, context, server_hostname, session, on_hello)
         try:
             await dial.done
         except OSError as exc:  # connection refused or unreachable: the next address
@@ -175,8 +179,10 @@ class _Dial(_Handshake):
         context: ssl.SSLContext,
         server_hostname: str,
         session: ssl.SSLSession | None,
+        on_hello: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(loop, sock, self._settle)
+        self.on_hello = on_hello
         self.context = context
         self.server_hostname = server_hostname
         self.session = session
@@ -195,7 +201,18 @@ class _Dial(_Handshake):
         else:
             self._start_tls()
 
+    def _hello_sent(self) -> None:
+        callback, self.on_hello = self.on_hello, None
+        if callback is not None:
+            callback()
+
+    def step(self) -> None:
+        super().step()
+        if self.reading or self.finished:  # the ClientHello went out (we wait for the server), or no dial
+            self._hello_sent()
+
     def _settle(self, exc: Exception | None) -> None:
+        self._hello_sent()
         if not self.done.done():
             if exc is None:
                 self.done.set_result(None)

@@ -221,7 +221,8 @@ class UpstreamPool:
             return conn
         return None
 
-    async def connect(self, origin: Origin) -> UpstreamConnection:
+    async def connect(self, origin: Origin, on_hello: Callable[[], None] | None = None) -> UpstreamConnection:
+        """A new connection to ``origin``; for https, ``on_hello()`` once our ClientHello is sent."""
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
         address = self._resolve(host, port) if self._resolve else (host, port)
@@ -239,7 +240,7 @@ class UpstreamPool:
         offered = self._context.sessions.get(server)
         conn = UpstreamConnection(origin, self._limits)
         async with asyncio.timeout(self._connect_timeout):
-            transport = await open_tls(loop, conn, self._context, address, host, offered)
+            transport = await open_tls(loop, conn, self._context, address, host, offered, on_hello)
         self._latest[server] = conn
         ssl_object = transport.get_extra_info("ssl_object")
         if offered is not None and not ssl_object.session_reused and self._context.sessions.get(server) is offered:
