@@ -15,7 +15,8 @@ import uvloop
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from tlsgate.ca import CertificateAuthority, LeafIssuer
-from tlsgate.proxy.tlssock import TLSSocketTransport, open_tls
+from tlsgate.proxy.tlsdial import open_tls
+from tlsgate.proxy.tlssock import TLSSocketTransport
 
 
 class Origin:

@@ -40,8 +40,8 @@ from tlsgate.proxy.access import AccessEvent, EventSink
 from tlsgate.proxy.config import ProxySettings
 from tlsgate.proxy.exchange import Exchange
 from tlsgate.proxy.http1 import Data, EndOfMessage, Event, Limits, RequestHead, RequestReader, Upgraded
+from tlsgate.proxy.tlsdial import TLSAccept
 from tlsgate.proxy.tlsinfo import client_rejection, error_page, looks_like_tls
-from tlsgate.proxy.tlssock import TLSAccept
 from tlsgate.proxy.upstream import Origin, ResumingContext, UpstreamConnection, UpstreamPool, upstream_context
 
 try:

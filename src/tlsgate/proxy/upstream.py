@@ -30,7 +30,7 @@ from typing import Protocol
 
 from tlsgate.errors import ConfigError, RemoteProtocolError
 from tlsgate.proxy.http1 import Event, Limits, ResponseReader
-from tlsgate.proxy.tlssock import open_tls
+from tlsgate.proxy.tlsdial import open_tls
 
 __all__ = ["Origin", "UpstreamConnection", "UpstreamOwner", "UpstreamPool", "upstream_context"]
 
