@@ -8,7 +8,7 @@ Embed it with ``ProxyServer(settings, issuer, policy)``; run it as a command wit
 
 from tlsgate.proxy.access import AccessEvent, JsonLinesSink, open_sink
 from tlsgate.proxy.config import DEFAULT_WORKERS, ProxySettings, load_settings, parse_listen
-from tlsgate.proxy.server import ProxyServer
+from tlsgate.proxy.listener import ProxyServer
 from tlsgate.proxy.upstream import upstream_context
 from tlsgate.proxy.workers import run_proxy
 

@@ -1,7 +1,8 @@
-"""The proxy's sockets: the listener, client connections, CONNECT, TLS interception, tunnels.
+"""The proxy's client connections: requests, CONNECT, TLS interception, tunnels.
 
-This is the one asyncio module of the client side (with ``upstream.py`` for the origin side).
-The decisions come from :mod:`tlsgate.policy`, the certificates from :mod:`tlsgate.ca`, the
+The asyncio side of the proxy is this module with ``listener.py`` (accepting, the sweep,
+draining), ``upstream.py`` (origin connections and their pool) and ``tlssock.py`` /
+``tlsdial.py`` (TLS on OpenSSL's socket I/O). The decisions come from :mod:`tlsgate.policy`, the certificates from :mod:`tlsgate.ca`, the
 HTTP/1 parsing from :mod:`tlsgate.proxy.http1`. Rules kept here:
 
 * after ``CONNECT`` the first client bytes decide: a TLS record starts interception (leaf
@@ -21,28 +22,25 @@ HTTP/1 parsing from :mod:`tlsgate.proxy.http1`. Rules kept here:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httptools
 
 from tlsgate.ca.names import normalize_host
 from tlsgate.errors import RemoteProtocolError, TlsgateError
-from tlsgate.policy import Action, Policy
+from tlsgate.policy import Action
 from tlsgate.proxy import headers as H
-from tlsgate.proxy.access import AccessEvent, EventSink
-from tlsgate.proxy.config import ProxySettings
+from tlsgate.proxy.access import AccessEvent
 from tlsgate.proxy.exchange import Exchange
-from tlsgate.proxy.http1 import Data, EndOfMessage, Event, Limits, RequestHead, RequestReader, Upgraded
+from tlsgate.proxy.http1 import Data, EndOfMessage, Event, RequestHead, RequestReader, Upgraded
 from tlsgate.proxy.tlsdial import TLSAccept
 from tlsgate.proxy.tlsinfo import client_rejection, error_page, looks_like_tls
-from tlsgate.proxy.upstream import Origin, ResumingContext, UpstreamConnection, UpstreamPool, upstream_context
+from tlsgate.proxy.upstream import Origin, UpstreamConnection
 
 try:
     import uvloop
@@ -51,142 +49,16 @@ except ImportError:  # pragma: no cover - uvloop is a dependency; this keeps pla
     uvloop = None  # type: ignore[assignment]
     _UvSSLProtocol = None
 
-__all__ = ["ClientConnection", "ProxyServer"]
+if TYPE_CHECKING:
+    from tlsgate.proxy.listener import ProxyServer
+
+__all__ = ["ClientConnection"]
 
 _PROXY, _AWAIT_TLS, _HANDSHAKE, _INTERCEPT, _TUNNEL, _CLOSED = range(6)
 #: how long a first contact's ClientHello may wait for the origin's to go out (see _peek_hello)
 _HOLD_HELLO_FOR_DIAL = 0.002
 # reasons to stop reading from the client, as bits
 _P_QUEUE, _P_UPSTREAM, _P_PEER = 1, 2, 4
-
-
-class ProxyServer:
-    """One worker's proxy: ``await start()``, then ``port``; ``await drain()`` to stop gracefully."""
-
-    def __init__(
-        self,
-        settings: ProxySettings,
-        issuer: Any,
-        policy: Policy,
-        *,
-        sink: EventSink | None = None,
-        tls_context: ResumingContext | None = None,
-        reuse_port: bool = False,
-        resolve: Callable[[str, int], tuple[str, int]] | None = None,
-    ) -> None:
-        self.settings = settings
-        self.issuer = issuer
-        self.policy = policy
-        self.sink = sink
-        self.limits = Limits(settings.max_request_line, settings.max_header_bytes, settings.max_header_count)
-        self.tls_context = tls_context or upstream_context(settings.upstream_ca)
-        self.pool = UpstreamPool(
-            self.tls_context,
-            limits=self.limits,
-            connect_timeout=settings.upstream_connect_timeout,
-            per_origin=settings.pool_per_origin,
-            idle_timeout=settings.pool_idle_timeout,
-            max_idle=settings.pool_max_idle,
-            resolve=resolve,
-        )
-        self.resolve = resolve
-        self.connections: set[ClientConnection] = set()
-        #: every client socket until it is gone (a transport, or a handshake), including ones in TLS shutdown
-        self.raw_transports: set[Any] = set()
-        self.rejections: deque[AccessEvent] = deque(maxlen=1000)
-        self._reuse_port = reuse_port
-        self._server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._ticker: asyncio.Task[None] | None = None
-        self.port = 0
-        self.draining = False
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: ClientConnection(self),
-            self.settings.host,
-            self.settings.port,
-            reuse_port=self._reuse_port or None,
-            backlog=4096,
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-        self._ticker = loop.create_task(self._tick())
-
-    async def _tick(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(1.0)
-            now = loop.time()
-            self.pool.sweep(now)
-            for conn in list(self.connections):
-                conn.check_idle(now)
-            flush = getattr(self.sink, "flush", None)
-            if flush is not None:
-                flush()
-
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def emit(self, event: AccessEvent) -> None:
-        if self.sink is not None:
-            self.sink(event)
-
-    def sni_callback(self, ssl_object: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext) -> int | None:
-        """The handshake already carries the CONNECT host's leaf; the SNI name must be that host.
-
-        The origin is always the CONNECT host (and only that name is checked upstream), so a leaf
-        for any other SNI name would vouch for content from somewhere else — e.g. when an on-path
-        attacker rewrites the clear-text CONNECT. A different name ends the handshake.
-        """
-        if not server_name:
-            return None  # no SNI: the CONNECT host's leaf stands
-        hosts = getattr(context, "tlsgate_hosts", ())
-        if server_name in hosts:  # the usual case: already a normalised name (lower case, no dot)
-            return None
-        try:
-            name = normalize_host(server_name)
-        except TlsgateError:
-            # Not a host name at all (old Go clients, Debian's hey among them, send "host:port"):
-            # the CONNECT host's leaf stands, and the client checks it against the name it meant.
-            return None
-        if name not in hosts:
-            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
-        return None
-
-    async def drain(self, timeout: float | None = None) -> None:
-        """Stop accepting, let in-flight exchanges finish (up to ``timeout``), then close everything."""
-        self.draining = True
-        if self._server is not None:
-            self._server.close()
-        for conn in list(self.connections):
-            conn.drain()
-        deadline = asyncio.get_running_loop().time() + (timeout if timeout is not None else self.settings.drain_timeout)
-        while self.connections and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
-        await self.close()
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for conn in list(self.connections):
-            conn.abort()
-        for transport in list(self.raw_transports):
-            transport.abort()
-        self.raw_transports.clear()
-        self.pool.close()
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.sleep(0.01)  # let connection_lost callbacks run before the loop goes
-        flush = getattr(self.sink, "flush", None)
-        if flush is not None:
-            flush()
 
 
 class ClientConnection(asyncio.Protocol):

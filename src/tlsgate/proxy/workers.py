@@ -21,8 +21,8 @@ from tlsgate.errors import ConfigError
 from tlsgate.policy import Policy
 from tlsgate.proxy.access import JsonLinesSink, open_sink
 from tlsgate.proxy.config import ProxySettings
+from tlsgate.proxy.listener import ProxyServer
 from tlsgate.proxy.refresh import LiveConfig
-from tlsgate.proxy.server import ProxyServer
 from tlsgate.proxy.upstream import upstream_context
 
 __all__ = ["run_proxy"]
