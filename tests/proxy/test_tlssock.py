@@ -86,6 +86,21 @@ def _run(scenario: Callable[[], object]) -> object:
     return uvloop.run(asyncio.wait_for(scenario(), 30))  # type: ignore[arg-type]
 
 
+def _read_to_the_end(origin: Origin, client: ssl.SSLContext) -> tuple[bytes, bool, BaseException | None]:
+    """Dial ``origin``, read until the connection ends: the bytes, whether EOF came, how it ended."""
+
+    async def scenario() -> tuple[bytes, bool, BaseException | None]:
+        protocol = Recorder()
+        await open_tls(asyncio.get_running_loop(), protocol, client, ("127.0.0.1", origin.port), "origin.test")
+        lost = await protocol.lost
+        return b"".join(protocol.chunks), protocol.eof, lost
+
+    try:
+        return _run(scenario)  # type: ignore[return-value]
+    finally:
+        origin.close()
+
+
 def test_a_burst_of_records_arrives_whole_and_eof_follows(pki: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
     payload = bytes(range(256)) * 4096  # 1 MiB: many records, more than one read buffer
 
@@ -96,14 +111,7 @@ def test_a_burst_of_records_arrives_whole_and_eof_follows(pki: tuple[ssl.SSLCont
 
     origin = Origin(pki[0], behaviour)
 
-    async def scenario() -> tuple[bytes, bool, BaseException | None]:
-        protocol = Recorder()
-        await open_tls(asyncio.get_running_loop(), protocol, pki[1], ("127.0.0.1", origin.port), "origin.test")
-        lost = await protocol.lost
-        return b"".join(protocol.chunks), protocol.eof, lost
-
-    received, eof, lost = _run(scenario)  # type: ignore[misc]
-    origin.close()
+    received, eof, lost = _read_to_the_end(origin, pki[1])
     assert received == b"head;" + payload
     assert eof and lost is None
 
@@ -113,14 +121,7 @@ def test_an_end_without_close_notify_is_an_error_not_an_eof(pki: tuple[ssl.SSLCo
     injected FIN); the protocol gets connection_lost(SSLEOFError), not eof_received()."""
     origin = Origin(pki[0], lambda tls: tls.sendall(b"partial body"))  # then a bare close
 
-    async def scenario() -> tuple[bytes, bool, BaseException | None]:
-        protocol = Recorder()
-        await open_tls(asyncio.get_running_loop(), protocol, pki[1], ("127.0.0.1", origin.port), "origin.test")
-        lost = await protocol.lost
-        return b"".join(protocol.chunks), protocol.eof, lost
-
-    received, eof, lost = _run(scenario)  # type: ignore[misc]
-    origin.close()
+    received, eof, lost = _read_to_the_end(origin, pki[1])
     assert received == b"partial body"
     assert not eof
     assert isinstance(lost, ssl.SSLEOFError)
