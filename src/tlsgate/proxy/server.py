@@ -2,8 +2,9 @@
 
 The asyncio side of the proxy is this module with ``listener.py`` (accepting, the sweep,
 draining), ``upstream.py`` (origin connections and their pool) and ``tlssock.py`` /
-``tlsdial.py`` (TLS on OpenSSL's socket I/O). The decisions come from :mod:`tlsgate.policy`, the certificates from :mod:`tlsgate.ca`, the
-HTTP/1 parsing from :mod:`tlsgate.proxy.http1`. Rules kept here:
+``tlsdial.py`` (TLS on OpenSSL's socket I/O). The decisions come from :mod:`tlsgate.policy`,
+the certificates from :mod:`tlsgate.ca`, the HTTP/1 parsing from :mod:`tlsgate.proxy.http1`.
+Rules kept here:
 
 * after ``CONNECT`` the first client bytes decide: a TLS record starts interception (leaf
   by SNI, falling back to the CONNECT host), anything else is plain HTTP or refused
