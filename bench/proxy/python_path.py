@@ -18,7 +18,8 @@ from typing import Any
 
 from tlsgate.policy import Policy
 from tlsgate.proxy.config import ProxySettings
-from tlsgate.proxy.server import _INTERCEPT, ClientConnection, ProxyServer
+from tlsgate.proxy.listener import ProxyServer
+from tlsgate.proxy.server import _INTERCEPT, ClientConnection
 from tlsgate.proxy.upstream import UpstreamConnection
 
 REQUEST = (
