@@ -15,7 +15,7 @@ import uvloop
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from tlsgate.ca import CertificateAuthority, LeafIssuer
-from tlsgate.proxy.tlsdial import open_tls
+from tlsgate.proxy.tlsdial import TLSAccept, open_tls
 from tlsgate.proxy.tlssock import TLSSocketTransport
 
 
@@ -340,3 +340,61 @@ def test_a_closed_port_is_connection_refused(pki: tuple[ssl.SSLContext, ssl.SSLC
 
         with pytest.raises(ConnectionRefusedError):
             _run(scenario)
+
+
+def test_a_close_notify_that_meets_a_full_socket_is_sent_once_there_is_room(
+    pki: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    """Closing a client connection whose socket is full: the close_notify waits for room instead
+    of being cut by the FIN that follows (the client would see a truncated stream).
+    OpenSSL's "socket full" answer is forced once here; the rest is real."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    got: list[bytes] = []
+    ended: list[str] = []
+
+    def client() -> None:
+        context = pki[1]
+        raw = socket.create_connection(listener.getsockname(), timeout=10)
+        with context.wrap_socket(raw, server_hostname="origin.test", suppress_ragged_eofs=False) as tls:
+            try:
+                while data := tls.recv(65536):  # b"" only after a close_notify
+                    got.append(data)
+                ended.append("close_notify")
+            except ssl.SSLEOFError:
+                ended.append("EOF without close_notify")
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+
+    async def scenario() -> BaseException | None:
+        loop = asyncio.get_running_loop()
+        conn, _ = listener.accept()
+        conn.setblocking(False)
+        done: asyncio.Future[Exception | None] = loop.create_future()
+        accepting = TLSAccept(loop, conn, pki[0], done.set_result, timeout=10)
+        accepting.begin()
+        assert await done is None
+        protocol = Recorder()
+        transport = accepting.transport(protocol)
+        real_unwrap = transport._tls.unwrap
+        calls = []
+
+        def unwrap_full_once() -> object:
+            calls.append(1)
+            if len(calls) == 1:
+                raise ssl.SSLWantWriteError("the socket is full")
+            return real_unwrap()
+
+        transport._tls.unwrap = unwrap_full_once  # type: ignore[method-assign]
+        transport.write(b"the whole response")
+        transport.close()
+        lost = await protocol.lost
+        assert len(calls) >= 2  # tried again once writable
+        return lost
+
+    lost = _run(scenario)
+    thread.join(10)
+    listener.close()
+    assert lost is None
+    assert b"".join(got) == b"the whole response"
+    assert ended == ["close_notify"]

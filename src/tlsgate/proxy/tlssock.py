@@ -24,7 +24,6 @@ burst or OpenSSL wants more; the burst is then handed on as one piece.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import ssl
 from collections import deque
@@ -67,6 +66,7 @@ class TLSSocketTransport(asyncio.Transport):
         self._closed = False
         self._peer_done = False  # the peer's EOF (or close_notify) was read
         self._lingering = False
+        self._notify_waits = False  # our close_notify waits for room in the socket
         self._abort_handle: asyncio.TimerHandle | None = None
         self._close_exc: Exception | None = None
 
@@ -248,10 +248,59 @@ class TLSSocketTransport(asyncio.Transport):
         self._backlog_size = 0
         self._close_exc = exc
         if notify:
-            with contextlib.suppress(OSError, ValueError, ssl.SSLError):
-                self._tls.unwrap()  # sends our close_notify; the peer's is not waited for
+            if not self._send_close_notify():
+                return  # it waits for room in the socket; _close_notify_sent goes on from there
             if self._linger_on_close and not self._peer_done and self._linger():
                 return
+            if not self._peer_done:
+                self._discard_input()
+        self._end_linger()
+
+    def _discard_input(self) -> None:
+        """Read away what the peer already sent (a TLS ticket, say), after our FIN.
+
+        Without lingering (an origin connection), input left unread when the socket closes would
+        make the kernel reset the connection and drop what we wrote that was still on its way.
+        """
+        try:
+            self._tls.shutdown(socket.SHUT_WR)
+            for _ in range(16):  # bounded: a peer still sending is not waited for
+                if not self._tls.recv(65536):
+                    return
+        except OSError:  # BlockingIOError: nothing more there
+            return
+
+    def _send_close_notify(self) -> bool:
+        """Our close_notify (the peer's is not waited for); False while it waits for room.
+
+        A client's socket may be full when we close (a response just flushed to a slow reader):
+        the record then stays in OpenSSL until the socket drains — a FIN sent before it would cut
+        it, and the client would see a truncated stream. Bounded by _LINGER_TIMEOUT. An origin
+        connection is closed at once instead (nothing we still owe it matters).
+        """
+        try:
+            self._tls.unwrap()
+        except ssl.SSLWantWriteError:
+            if not self._linger_on_close:
+                return True
+            if not self._lingering:
+                self._lingering = True
+                self._abort_handle = self._loop.call_later(_LINGER_TIMEOUT, self._end_linger)
+            if not self._notify_waits:
+                self._notify_waits = True
+                self._loop.add_writer(self._fd, self._close_notify_room)
+            return False
+        except (OSError, ValueError, ssl.SSLError):
+            pass  # sent (SSLWantReadError: the peer's is not there yet), or the socket is gone
+        return True
+
+    def _close_notify_room(self) -> None:
+        if not self._send_close_notify():
+            return
+        self._notify_waits = False
+        self._loop.remove_writer(self._fd)
+        if not self._peer_done and self._linger():
+            return
         self._end_linger()
 
     def _linger(self) -> bool:
@@ -268,7 +317,8 @@ class TLSSocketTransport(asyncio.Transport):
             return False
         self._lingering = True
         self._loop.add_reader(self._fd, self._linger_read)
-        self._abort_handle = self._loop.call_later(_LINGER_TIMEOUT, self._end_linger)
+        if self._abort_handle is None:  # (one may run since the close_notify waited)
+            self._abort_handle = self._loop.call_later(_LINGER_TIMEOUT, self._end_linger)
         return True
 
     def _linger_read(self) -> None:
@@ -286,6 +336,9 @@ class TLSSocketTransport(asyncio.Transport):
         if self._lingering:
             self._lingering = False
             self._loop.remove_reader(self._fd)
+            if self._notify_waits:
+                self._notify_waits = False
+                self._loop.remove_writer(self._fd)
             if self._abort_handle is not None:
                 self._abort_handle.cancel()
                 self._abort_handle = None
