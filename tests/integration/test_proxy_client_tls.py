@@ -62,6 +62,15 @@ def _wait_closed(sock: socket.socket, within: float) -> float:
     return time.monotonic() - started
 
 
+def _slow_reader(proxy: ProxyThread, root: Path, port: int) -> ssl.SSLSocket:
+    """A TLS client through the proxy to good.test with a small receive buffer, so that the proxy
+    meets a full socket as soon as the client stops reading."""
+    context = ssl.create_default_context(cafile=str(root))
+    tls = context.wrap_socket(open_tunnel(proxy, "good.test", port), server_hostname="good.test")
+    tls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    return tls
+
+
 def test_clienthello_in_the_connect_packet_is_served(
     proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], badssl: BadSSL
 ) -> None:
@@ -169,10 +178,7 @@ def test_slow_reader_gets_a_large_response_whole(
     """The client reads nothing for a while: the proxy stops reading the origin (bounded buffers),
     then the whole body arrives in order once the client reads."""
     size = 8 * 1024 * 1024
-    port = badssl.ports["good"]
-    context = ssl.create_default_context(cafile=str(tlsgate_ca[1]))
-    with context.wrap_socket(open_tunnel(proxy, "good.test", port), server_hostname="good.test") as tls:
-        tls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    with _slow_reader(proxy, tlsgate_ca[1], badssl.ports["good"]) as tls:
         tls.sendall(f"GET /big?n={size} HTTP/1.1\r\nHost: good.test\r\n\r\n".encode())
         time.sleep(1.0)  # the proxy meets a full socket and must hold the origin back
         reply = _read_response(tls)
@@ -207,10 +213,7 @@ def test_closing_after_a_response_loses_none_of_it(
     sent everything and is closing. The client still gets every byte of the response: a socket
     closed with unread input is reset, and a reset drops what was still on its way."""
     size = 4 * 1024 * 1024
-    port = badssl.ports["good"]
-    context = ssl.create_default_context(cafile=str(tlsgate_ca[1]))
-    with context.wrap_socket(open_tunnel(proxy, "good.test", port), server_hostname="good.test") as tls:
-        tls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    with _slow_reader(proxy, tlsgate_ca[1], badssl.ports["good"]) as tls:
         tls.sendall(f"GET /big?n={size} HTTP/1.1\r\nHost: good.test\r\nConnection: close\r\n\r\n".encode())
         time.sleep(0.3)
         tls.sendall(b"GET /hello HTTP/1.1\r\nHost: good.test\r\n\r\n")
