@@ -45,7 +45,7 @@ class ProxyThread:
         self._issuer = issuer
         self._policy = policy
         self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self.server: ProxyServer | None = None
         self.port = 0
@@ -56,7 +56,7 @@ class ProxyThread:
 
     def _run(self) -> None:
         async def main() -> None:
-            self._loop = asyncio.get_running_loop()
+            self.loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()
             self.server = ProxyServer(
                 self.settings, self._issuer, self._policy, sink=self.events.append, resolve=self._resolve
@@ -83,8 +83,8 @@ class ProxyThread:
         raise AssertionError(f"no matching access event in {self.events!r}")
 
     def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+        if self.loop is not None and self._stop is not None:
+            self.loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
 
 

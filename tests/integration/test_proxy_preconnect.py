@@ -439,3 +439,23 @@ def test_on_first_contact_the_origin_handshake_starts_before_the_mint(
         proxy.stop()
         listener.close()
         filler.close()
+
+
+def test_a_connect_the_client_cancelled_before_it_was_read_gets_no_answer_and_no_dial(
+    proxy443: ProxyThread, origin: CountingOrigin
+) -> None:
+    """Clients cancel CONNECTs they no longer need (Go's does when a pooled connection frees up
+    first); one that has ended by the time the proxy reads it is closed unanswered, and costs no
+    origin dial even on first contact with a host on 443."""
+    assert proxy443.loop is not None
+    proxy443.loop.call_soon_threadsafe(time.sleep, 0.3)  # the worker is busy: the client waits in the queue
+    raw = socket.create_connection(("127.0.0.1", proxy443.port), timeout=5)
+    with raw:
+        raw.sendall(b"CONNECT cancelled.test:443 HTTP/1.1\r\nHost: cancelled.test:443\r\n\r\n")
+        raw.shutdown(socket.SHUT_WR)  # and gives up
+        assert raw.recv(4096) == b""  # no 200
+    time.sleep(0.3)  # a dial on CONNECT reaches the origin within milliseconds
+    assert origin.accepted == 0
+    # The same CONNECT from a client still there is answered and dialled as before.
+    with open_tunnel(proxy443, "cancelled.test", 443):
+        assert wait_for(lambda: origin.accepted == 1)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import socket
 import ssl
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -25,6 +27,12 @@ from tlsgate.proxy.server import ClientConnection
 from tlsgate.proxy.upstream import ResumingContext, UpstreamPool, upstream_context
 
 __all__ = ["ProxyServer"]
+
+logger = logging.getLogger(__name__)
+
+_BACKLOG = 4096
+_ACCEPT_BATCH = 64  # connections taken per wake-up of a listening socket (asyncio's servers: 100)
+_ACCEPT_RETRY_DELAY = 1.0  # seconds (asyncio's servers wait as long after EMFILE)
 
 
 class ProxyServer:
@@ -62,7 +70,7 @@ class ProxyServer:
         self.raw_transports: set[Any] = set()
         self.rejections: deque[AccessEvent] = deque(maxlen=1000)
         self._reuse_port = reuse_port
-        self._server: asyncio.AbstractServer | None = None
+        self._listeners: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self.port = 0
@@ -70,15 +78,57 @@ class ProxyServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: ClientConnection(self),
-            self.settings.host,
-            self.settings.port,
-            reuse_port=self._reuse_port or None,
-            backlog=4096,
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+        host, port = self.settings.host, self.settings.port
+        infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        self._listeners = _listening_sockets(infos, f"{host}:{port}", self._reuse_port)
+        self.port = self._listeners[0].getsockname()[1]
+        for sock in self._listeners:
+            loop.add_reader(sock.fileno(), self._accept, sock)
         self._ticker = loop.create_task(self._tick())
+
+    # -- accepting ----------------------------------------------------------------------
+    # The loop's own servers take one connection per loop iteration (uvloop 0.2x, libuv 1.5x):
+    # under load a burst of clients then waits in the accept queue for thousands of
+    # iterations, and clients that gave up (Go's cancels a dial it no longer needs) are accepted
+    # seconds later while new ones queue behind them. Here every wake-up takes what is queued
+    # (up to _ACCEPT_BATCH), and the loop's transport is made from the socket as its server would.
+    def _accept(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                sock, _address = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue  # the client left while queued
+            except OSError as exc:  # out of descriptors or buffers: let the queue wait a moment
+                logger.warning("accepting stopped for %.0f s: %s", _ACCEPT_RETRY_DELAY, exc)
+                loop.remove_reader(listener.fileno())
+                loop.call_later(_ACCEPT_RETRY_DELAY, self._resume_accepting, listener)
+                return
+            self._adopt(loop, sock)
+
+    def _resume_accepting(self, listener: socket.socket) -> None:
+        if not self.draining and listener.fileno() != -1:
+            asyncio.get_running_loop().add_reader(listener.fileno(), self._accept, listener)
+
+    def _adopt(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        """The loop's transport for an accepted socket, with its protocol connected now.
+
+        ``connect_accepted_socket`` opens the transport and schedules ``connection_made`` at
+        once, then only waits for that; its waiting is driven here from the future's callback
+        instead of a task per connection.
+        """
+        steps = loop.connect_accepted_socket(lambda: ClientConnection(self), sock)
+        try:
+            waiter = steps.send(None)
+        except StopIteration:
+            return
+        except Exception as exc:  # the socket could not become a transport: this client only
+            logger.warning("could not take a connection: %s", exc)
+            sock.close()
+            return
+        waiter.add_done_callback(lambda _done: _finish(steps))
 
     async def _tick(self) -> None:
         loop = asyncio.get_running_loop()
@@ -123,11 +173,17 @@ class ProxyServer:
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
         return None
 
+    def _stop_accepting(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sock in self._listeners:
+            if sock.fileno() != -1:
+                loop.remove_reader(sock.fileno())
+                sock.close()
+
     async def drain(self, timeout: float | None = None) -> None:
         """Stop accepting, let in-flight exchanges finish (up to ``timeout``), then close everything."""
         self.draining = True
-        if self._server is not None:
-            self._server.close()
+        self._stop_accepting()
         for conn in list(self.connections):
             conn.drain()
         deadline = asyncio.get_running_loop().time() + (timeout if timeout is not None else self.settings.drain_timeout)
@@ -136,8 +192,7 @@ class ProxyServer:
         await self.close()
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        self._stop_accepting()
         for conn in list(self.connections):
             conn.abort()
         for transport in list(self.raw_transports):
@@ -154,3 +209,34 @@ class ProxyServer:
         flush = getattr(self.sink, "flush", None)
         if flush is not None:
             flush()
+
+
+def _finish(steps: Any) -> None:
+    """The rest of ``connect_accepted_socket`` once ``connection_made`` ran (it returns the pair)."""
+    with contextlib.suppress(StopIteration, Exception):  # an error there has closed that transport
+        steps.send(None)
+
+
+def _listening_sockets(infos: list[Any], where: str, reuse_port: bool) -> list[socket.socket]:
+    """Bound, listening, non-blocking sockets for every address found (as asyncio's servers)."""
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror}") from None
+            sock.listen(_BACKLOG)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets

@@ -58,6 +58,8 @@ __all__ = ["ClientConnection"]
 _PROXY, _AWAIT_TLS, _HANDSHAKE, _INTERCEPT, _TUNNEL, _CLOSED = range(6)
 #: how long a first contact's ClientHello may wait for the origin's to go out (see _peek_hello)
 _HOLD_HELLO_FOR_DIAL = 0.002
+_TCP_INFO: int | None = getattr(socket, "TCP_INFO", None)  # Linux: tcpi_state is its first byte
+_PEER_FINISHED = frozenset({7, 8, 9})  # TCP_CLOSE, TCP_CLOSE_WAIT, TCP_LAST_ACK (include/net/tcp_states.h)
 # reasons to stop reading from the client, as bits
 _P_QUEUE, _P_UPSTREAM, _P_PEER = 1, 2, 4
 
@@ -343,6 +345,13 @@ class ClientConnection(asyncio.Protocol):
         if action is Action.BYPASS:
             self._pause(_P_PEER)
             self.server.spawn(self._splice(host, port, rest))
+            return
+        if not rest and _client_finished(self.transport):
+            # The client ended its side before its first byte: no ClientHello can come. Clients
+            # cancel CONNECTs they no longer need (Go's does, when a pooled connection freed up
+            # first), and under load such connections wait in the accept queue: answer none of
+            # them (no 200 to a closed socket, no watch, no origin dial), close.
+            self.abort()
             return
         self.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         self.mode = _AWAIT_TLS
@@ -768,6 +777,18 @@ def _asyncio_ssl() -> Any:
     from asyncio import sslproto
 
     return sslproto.SSLProtocol
+
+
+def _client_finished(transport: asyncio.BaseTransport) -> bool:
+    """The peer's FIN has arrived (TCP state CLOSE_WAIT or later), read or not; Linux only."""
+    if _TCP_INFO is None:
+        return False
+    sock = transport.get_extra_info("socket")
+    try:
+        state = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 1)[0] if sock is not None else 0
+    except OSError:
+        return False
+    return state in _PEER_FINISHED
 
 
 def _is_host_name(host: str) -> bool:
