@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from badssl import Origin, plain_origin
-from proxy_fixtures import free_port, tlsgate_ca
+from proxy_fixtures import TLSGATE, free_port, tlsgate_ca
 
 pytestmark = pytest.mark.integration
 __all__ = ["tlsgate_ca"]
@@ -165,3 +166,18 @@ def test_a_setting_of_the_wrong_type_is_one_clear_error(tmp_path: Path) -> None:
     result = _proxy_cli(tmp_path / "data", "--config", str(config))
     assert result.returncode == 1
     assert result.stderr.decode().strip() == f"tlsgate: error: {config}: access_log must be a string"
+
+
+def test_a_port_in_use_is_one_clear_error(tmp_path: Path, tlsgate_ca: tuple[Path, Path]) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [TLSGATE, "--data-dir", str(tlsgate_ca[0].parent), "proxy", "--listen", f"127.0.0.1:{port}"],
+            capture_output=True,
+            check=False,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert result.stderr.decode().strip() == (
+        f"tlsgate: error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )

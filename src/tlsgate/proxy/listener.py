@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from tlsgate.ca.names import normalize_host
-from tlsgate.errors import TlsgateError
+from tlsgate.errors import ConfigError, TlsgateError
 from tlsgate.policy import Policy
 from tlsgate.proxy.access import AccessEvent, EventSink
 from tlsgate.proxy.config import ProxySettings
@@ -79,8 +79,12 @@ class ProxyServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         host, port = self.settings.host, self.settings.port
-        infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        self._listeners = _listening_sockets(infos, f"{host}:{port}", self._reuse_port)
+        try:
+            infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            self._listeners = _listening_sockets(infos, self._reuse_port)
+        except OSError as exc:  # in use, not an address of this machine, an unknown name: one line
+            shown = f"[{host}]" if ":" in host else host
+            raise ConfigError(f"cannot listen on {shown}:{port}: {exc.strerror or exc}") from None
         self.port = self._listeners[0].getsockname()[1]
         for sock in self._listeners:
             loop.add_reader(sock.fileno(), self._accept, sock)
@@ -217,7 +221,7 @@ def _finish(steps: Any) -> None:
         steps.send(None)
 
 
-def _listening_sockets(infos: list[Any], where: str, reuse_port: bool) -> list[socket.socket]:
+def _listening_sockets(infos: list[Any], reuse_port: bool) -> list[socket.socket]:
     """Bound, listening, non-blocking sockets for every address found (as asyncio's servers)."""
     sockets: list[socket.socket] = []
     try:
@@ -229,10 +233,7 @@ def _listening_sockets(infos: list[Any], where: str, reuse_port: bool) -> list[s
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            try:
-                sock.bind(address)
-            except OSError as exc:
-                raise OSError(exc.errno, f"cannot listen on {where}: {exc.strerror}") from None
+            sock.bind(address)
             sock.listen(_BACKLOG)
             sock.setblocking(False)
     except BaseException:
