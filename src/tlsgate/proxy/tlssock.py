@@ -24,8 +24,10 @@ burst or OpenSSL wants more; the burst is then handed on as one piece.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import socket
 import ssl
+import sys
 from collections import deque
 from typing import Any
 
@@ -41,6 +43,8 @@ _HIGH_WATER = 64 * 1024
 _LOW_WATER = 16 * 1024
 _CLOSE_FLUSH_TIMEOUT = 30.0  # seconds a closing connection may take to send what was written
 _CORK: int | None = getattr(socket, "TCP_CORK", None)  # Linux
+# Linux SIOCOUTNSD (linux/sockios.h): bytes in the send queue not yet sent (the peer's window is full)
+_UNSENT_IOCTL: int | None = 0x894B if sys.platform == "linux" else None
 _LINGER_TIMEOUT = 5.0  # seconds a closed connection waits for the peer's end (nginx's lingering_timeout)
 
 
@@ -267,11 +271,28 @@ class TLSSocketTransport(asyncio.Transport):
         if notify:
             if not self._send_close_notify():
                 return  # it waits for room in the socket; _close_notify_sent goes on from there
-            if self._linger_on_close and not self._peer_done and self._linger():
+            if (self._linger_on_close or self._unsent()) and not self._peer_done and self._linger():
                 return
             if not self._peer_done:
                 self._discard_input()
         self._end_linger()
+
+    def _unsent(self) -> bool:
+        """The kernel still holds bytes of ours it could not send yet: the peer is slow to read.
+
+        An origin connection closes at once (a cancelled download must not keep reading the
+        origin) unless what we wrote is still on its way: then it lingers like a client's, or a
+        slow peer's data arriving after the close (its TLS tickets, say) makes the kernel reset
+        the connection and throw away the rest of ours (the close test lost the last 85 KB of
+        200 KB in a third of runs with four running at once).
+        """
+        if _UNSENT_IOCTL is None:
+            return True  # cannot tell: linger (bounded by _LINGER_TIMEOUT)
+        try:
+            queued = fcntl.ioctl(self._fd, _UNSENT_IOCTL, b"\0\0\0\0")
+        except OSError:
+            return False
+        return int.from_bytes(queued, sys.byteorder, signed=True) > 0
 
     def _discard_input(self) -> None:
         """Read away what the peer already sent (a TLS ticket, say), after our FIN.
