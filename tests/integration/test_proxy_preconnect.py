@@ -380,9 +380,9 @@ def test_on_first_contact_the_origin_handshake_starts_before_the_mint(
     """A first contact's ClientHello waits (briefly) until the origin dialled on CONNECT has its
     own ClientHello on the wire: the origin's handshake then runs beside our ~1 ms mint instead
     of after it and after our handshake with the client (seen in strace: ~1-2 ms per new host)."""
-    import tlsgate.proxy.server as server_module
+    import tlsgate.proxy.connect as connect_module
 
-    monkeypatch.setattr(server_module, "_HOLD_HELLO_FOR_DIAL", 5.0)  # ordering, not timing, is checked
+    monkeypatch.setattr(connect_module, "_HOLD_HELLO_FOR_DIAL", 5.0)  # ordering, not timing, is checked
     # The origin's accept queue is full at first, so the proxy's TCP connect takes a SYN
     # retransmission (~1 s): our ClientHello surely arrives first, and must wait for the dial.
     listener = socket.socket()

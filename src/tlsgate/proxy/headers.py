@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from tlsgate.proxy.http1 import CHUNKED, HOP_BY_HOP, Headers, filter_headers, join_fields
 
-__all__ = ["HOP_BY_HOP", "VIA", "filter_headers", "request_head", "response_head", "status_line"]
+__all__ = [
+    "HOP_BY_HOP",
+    "VIA",
+    "filter_headers",
+    "page_response",
+    "request_head",
+    "response_head",
+    "simple_response",
+    "status_line",
+]
 
 VIA = b"1.1 tlsgate"
 
@@ -117,3 +126,23 @@ def content_length(headers: Headers) -> bytes | None:
         if name.lower() == b"content-length":
             return value.strip()
     return None
+
+
+def simple_response(status: int, reason: str) -> bytes:
+    """The proxy's own short plain-text answer, closing the connection."""
+    body = (reason + "\n").encode("utf-8", "replace")
+    return (
+        status_line(status)
+        + b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+        + body
+    )
+
+
+def page_response(status: int, body: bytes) -> bytes:
+    """The proxy's own HTML page (an error page), closing the connection."""
+    return (
+        status_line(status)
+        + b"Content-Type: text/html; charset=utf-8\r\nCache-Control: no-store\r\n"
+        + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+        + body
+    )
