@@ -17,7 +17,6 @@ CONNECT: our TLS with the client) and ``tunnel.py`` (bypass and upgrade tunnels)
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -388,34 +387,6 @@ class ClientConnection(ConnectHandling, Tunnels):
                         action=info["action"],
                     )
                 )
-
-    def _event(
-        self,
-        method: str,
-        status: int,
-        *,
-        action: str,
-        host: str | None = None,
-        port: int | None = None,
-        tls_error: str | None = None,
-        error: str | None = None,
-    ) -> AccessEvent:
-        return AccessEvent(
-            time=time.time(),
-            client=self.peer,
-            method=method,
-            scheme=self.scheme if self.mode == _INTERCEPT else ("https" if method == "CONNECT" else "http"),
-            host=host if host is not None else self.connect_host,
-            port=port if port is not None else self.connect_port,
-            path="-",
-            status=status,
-            bytes_in=0,
-            bytes_out=0,
-            duration_ms=0.0,
-            action=action,
-            tls_error=tls_error,
-            error=error,
-        )
 
 
 def _authority(host: str, port: int, scheme: str) -> str:

@@ -3,13 +3,15 @@
 :class:`~tlsgate.proxy.server.ClientConnection` (requests) is made of parts in their own
 modules: ``connect.py`` (what follows a CONNECT: our TLS with the client) and ``tunnel.py``
 (byte-for-byte tunnels). Its state is set in ``ClientConnection.__init__``; :class:`ConnectionState`
-declares it, and the methods the parts call on one another, for the type checker.
+declares it, and the methods the parts call on one another, for the type checker, and builds the
+access events every part records.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -31,10 +33,11 @@ _P_QUEUE, _P_UPSTREAM, _P_PEER = 1, 2, 4
 
 
 class ConnectionState(asyncio.Protocol):
-    """What ClientConnection and its parts share (declarations only)."""
+    """What ClientConnection and its parts share: its state (declared), and its access events."""
 
     # the state (set in ClientConnection.__init__)
     server: ProxyServer
+    peer: str
     loop: asyncio.AbstractEventLoop
     transport: Any
     raw_transport: Any
@@ -71,14 +74,31 @@ class ConnectionState(asyncio.Protocol):
         def _blocked(self, head: RequestHead, host: str, port: int) -> None: ...
         async def _splice(self, host: str, port: int, rest: bytes) -> None: ...
         def _become_tunnel(self, conn: UpstreamConnection, rest: bytes) -> None: ...
-        def _event(
-            self,
-            method: str,
-            status: int,
-            *,
-            action: str,
-            host: str | None = None,
-            port: int | None = None,
-            tls_error: str | None = None,
-            error: str | None = None,
-        ) -> AccessEvent: ...
+
+    def _event(
+        self,
+        method: str,
+        status: int,
+        *,
+        action: str,
+        host: str | None = None,
+        port: int | None = None,
+        tls_error: str | None = None,
+        error: str | None = None,
+    ) -> AccessEvent:
+        return AccessEvent(
+            time=time.time(),
+            client=self.peer,
+            method=method,
+            scheme=self.scheme if self.mode == _INTERCEPT else ("https" if method == "CONNECT" else "http"),
+            host=host if host is not None else self.connect_host,
+            port=port if port is not None else self.connect_port,
+            path="-",
+            status=status,
+            bytes_in=0,
+            bytes_out=0,
+            duration_ms=0.0,
+            action=action,
+            tls_error=tls_error,
+            error=error,
+        )
