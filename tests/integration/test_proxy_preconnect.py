@@ -19,7 +19,7 @@ from proxy_fixtures import ProxyThread, badssl, issuer, open_tunnel, proxy, reso
 from tlsgate.ca.leaf import LeafIssuer
 from tlsgate.policy import Policy
 from tlsgate.proxy import ProxySettings
-from tlsgate.proxy.http1 import Limits
+from tlsgate.proxy.events import Limits
 from tlsgate.proxy.upstream import ResumingContext, UpstreamConnection, UpstreamPool, upstream_context
 
 pytestmark = pytest.mark.integration

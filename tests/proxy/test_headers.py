@@ -5,8 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tlsgate.proxy.headers import request_head, response_head
-from tlsgate.proxy.http1 import RequestHead, RequestReader, ResponseHead, ResponseReader, filter_headers, join_fields
+from tlsgate.proxy.events import RequestHead, ResponseHead
+from tlsgate.proxy.headers import filter_headers, join_fields, request_head, response_head
+from tlsgate.proxy.http1 import RequestReader, ResponseReader
 
 
 def test_request_head_drops_hop_by_hop_and_connection_named_fields() -> None:

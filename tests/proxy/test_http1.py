@@ -9,16 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tlsgate.errors import RemoteProtocolError
-from tlsgate.proxy.http1 import (
-    END,
-    Data,
-    Limits,
-    RequestHead,
-    RequestReader,
-    ResponseHead,
-    ResponseReader,
-    Upgraded,
-)
+from tlsgate.proxy.events import END, Data, Limits, RequestHead, ResponseHead, Upgraded
+from tlsgate.proxy.http1 import RequestReader, ResponseReader
 
 
 class Transcript:

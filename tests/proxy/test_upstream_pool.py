@@ -8,7 +8,7 @@ import pytest
 
 from tlsgate.errors import ConfigError
 from tlsgate.proxy import ProxySettings
-from tlsgate.proxy.http1 import Limits
+from tlsgate.proxy.events import Limits
 from tlsgate.proxy.upstream import UpstreamPool, upstream_context
 
 

@@ -29,7 +29,8 @@ from typing import Any
 from tlsgate.ca.names import normalize_host
 from tlsgate.errors import TlsgateError
 from tlsgate.policy import Action
-from tlsgate.proxy.http1 import RequestHead, RequestReader
+from tlsgate.proxy.events import RequestHead
+from tlsgate.proxy.http1 import RequestReader
 from tlsgate.proxy.state import _AWAIT_TLS, _HANDSHAKE, _INTERCEPT, _P_PEER, _PROXY, ConnectionState
 from tlsgate.proxy.tlsdial import TLSAccept
 from tlsgate.proxy.tlsinfo import client_rejection, looks_like_tls

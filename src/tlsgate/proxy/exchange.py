@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from tlsgate.errors import RemoteProtocolError
 from tlsgate.proxy import headers as H
 from tlsgate.proxy.access import AccessEvent
-from tlsgate.proxy.http1 import CHUNKED, Data, EndOfMessage, Event, RequestHead, ResponseHead, Upgraded
+from tlsgate.proxy.events import CHUNKED, Data, EndOfMessage, Event, RequestHead, ResponseHead, Upgraded
 from tlsgate.proxy.tlsinfo import upstream_failure_reason
 from tlsgate.proxy.upstream import Origin, UpstreamConnection, UpstreamPool
 

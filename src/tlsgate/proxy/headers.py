@@ -8,12 +8,13 @@ RFC 9112 §3.2.2: for an absolute-form target the proxy replaces Host with the t
 
 from __future__ import annotations
 
-from tlsgate.proxy.http1 import CHUNKED, HOP_BY_HOP, Headers, filter_headers, join_fields
+from tlsgate.proxy.events import CHUNKED, Headers
 
 __all__ = [
     "HOP_BY_HOP",
     "VIA",
     "filter_headers",
+    "join_fields",
     "page_response",
     "request_head",
     "response_head",
@@ -22,6 +23,51 @@ __all__ = [
 ]
 
 VIA = b"1.1 tlsgate"
+
+#: RFC 9110 §7.6.1: fields for one connection only, never forwarded (Content-Length too: the
+#: proxy sets its own framing).
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"transfer-encoding",
+        b"upgrade",
+        b"trailer",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"content-length",
+    }
+)
+
+
+def filter_headers(headers: Headers, *, keep_upgrade: bool = False, drop_host: bool = False) -> tuple[Headers, bytes]:
+    """End-to-end fields only (also without those Connection names), and the Via value (b"" if none)."""
+    named: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            named.update(t.strip().lower() for t in value.split(b","))
+    out: Headers = []
+    via = b""
+    for name, value in headers:
+        lname = name.lower()
+        if lname in HOP_BY_HOP or lname in named:
+            if keep_upgrade and lname == b"upgrade":
+                out.append((name, value))
+            continue
+        if lname == b"via":
+            via = value if not via else via + b", " + value
+            continue
+        if drop_host and lname == b"host":
+            continue
+        out.append((name, value))
+    return out, via
+
+
+def join_fields(headers: Headers) -> bytes:
+    return b"".join([name + b": " + value + b"\r\n" for name, value in headers])
+
 
 _REASONS = {
     100: b"Continue",

@@ -1,8 +1,8 @@
 """Sans-I/O HTTP/1.1 for the proxy: bytes in, events out, on top of httptools (llhttp).
 
 Two readers, :class:`RequestReader` and :class:`ResponseReader`, turn bytes into a short list
-of events — :class:`RequestHead` / :class:`ResponseHead`, :class:`Data`, :data:`END`,
-:class:`Upgraded` — and raise :class:`RemoteProtocolError` with the status to answer.
+of events (``events.py``) — ``RequestHead`` / ``ResponseHead``, ``Data``, ``END``, ``Upgraded`` —
+and raise :class:`RemoteProtocolError` with the status to answer.
 They never touch a socket. Rules enforced here:
 
 * request line longer than the limit → 414; header block larger, or more header
@@ -19,75 +19,24 @@ Header names are kept as received (bytes); ``lname`` lookups use lower case.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import httptools
 
 from tlsgate.errors import RemoteProtocolError
-
-__all__ = [
-    "END",
-    "HOP_BY_HOP",
-    "Data",
-    "EndOfMessage",
-    "Event",
-    "Headers",
-    "Limits",
-    "RequestHead",
-    "RequestReader",
-    "ResponseHead",
-    "ResponseReader",
-    "Upgraded",
-    "filter_headers",
-    "join_fields",
-]
-
-Headers = list[tuple[bytes, bytes]]
-
-#: RFC 9110 §7.6.1: fields for one connection only, never forwarded (Content-Length too: the
-#: proxy sets its own framing).
-HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"transfer-encoding",
-        b"upgrade",
-        b"trailer",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"content-length",
-    }
+from tlsgate.proxy.events import (
+    CHUNKED,
+    END,
+    UNTIL_CLOSE,
+    Data,
+    Event,
+    Headers,
+    Limits,
+    RequestHead,
+    ResponseHead,
+    Upgraded,
 )
+from tlsgate.proxy.headers import HOP_BY_HOP, filter_headers, join_fields
 
-
-def filter_headers(headers: Headers, *, keep_upgrade: bool = False, drop_host: bool = False) -> tuple[Headers, bytes]:
-    """End-to-end fields only (also without those Connection names), and the Via value (b"" if none)."""
-    named: set[bytes] = set()
-    for name, value in headers:
-        if name.lower() == b"connection":
-            named.update(t.strip().lower() for t in value.split(b","))
-    out: Headers = []
-    via = b""
-    for name, value in headers:
-        lname = name.lower()
-        if lname in HOP_BY_HOP or lname in named:
-            if keep_upgrade and lname == b"upgrade":
-                out.append((name, value))
-            continue
-        if lname == b"via":
-            via = value if not via else via + b", " + value
-            continue
-        if drop_host and lname == b"host":
-            continue
-        out.append((name, value))
-    return out, via
-
-
-def join_fields(headers: Headers) -> bytes:
-    return b"".join([name + b": " + value + b"\r\n" for name, value in headers])
-
+__all__ = ["RequestReader", "ResponseReader"]
 
 # What the readers note about a field as it arrives (see _Reader.on_header).
 _LENGTH, _CODING, _HOST, _CONNECTION, _VIA, _UPGRADE, _HOP = range(7)
@@ -103,68 +52,6 @@ _FIELD_KIND = {name: _HOP for name in HOP_BY_HOP} | {
 _PLAIN_CONNECTION = frozenset(
     {b"keep-alive", b"close", b"upgrade", b"keep-alive, upgrade", b"upgrade, keep-alive", b"keep-alive,upgrade"}
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_request_line: int = 8192
-    max_header_bytes: int = 65536
-    max_header_count: int = 100
-
-
-@dataclass(slots=True)  # events are not frozen: a frozen __init__ costs 5 times as much, per message
-class RequestHead:
-    method: bytes
-    target: bytes
-    http_version: str  # "1.1" or "1.0"
-    headers: Headers
-    keep_alive: bool
-    #: None = no body; -1 = chunked; else the Content-Length
-    body_length: int | None
-    upgrade: bytes | None  # the Upgrade header's value when the request asks to switch protocols
-    host: bytes | None = None  # the Host header's value
-    #: the end-to-end fields as forwarded (filter_headers(headers), rendered) and the Via value;
-    #: None when not computed (events built by hand)
-    fields: bytes | None = field(default=None, compare=False)
-    via: bytes = field(default=b"", compare=False)
-
-
-@dataclass(slots=True)
-class ResponseHead:
-    status: int
-    reason: bytes
-    http_version: str
-    headers: Headers
-    keep_alive: bool
-    #: None = no body; -1 = chunked; -2 = until the connection closes; else the Content-Length
-    body_length: int | None
-    #: as for RequestHead
-    fields: bytes | None = field(default=None, compare=False)
-    via: bytes = field(default=b"", compare=False)
-
-
-@dataclass(slots=True)
-class Data:
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class EndOfMessage:
-    pass
-
-
-@dataclass(slots=True)
-class Upgraded:
-    """The message switched protocols (CONNECT, or 101): ``rest`` is what followed, for the tunnel."""
-
-    rest: bytes
-
-
-END = EndOfMessage()
-Event = RequestHead | ResponseHead | Data | EndOfMessage | Upgraded
-
-CHUNKED = -1
-UNTIL_CLOSE = -2
 
 
 class _NoBody(Exception):

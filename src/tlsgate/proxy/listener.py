@@ -22,7 +22,7 @@ from tlsgate.errors import ConfigError, TlsgateError
 from tlsgate.policy import Policy
 from tlsgate.proxy.access import AccessEvent, EventSink
 from tlsgate.proxy.config import ProxySettings
-from tlsgate.proxy.http1 import Limits
+from tlsgate.proxy.events import Limits
 from tlsgate.proxy.server import ClientConnection
 from tlsgate.proxy.upstream import ResumingContext, UpstreamPool, upstream_context
 

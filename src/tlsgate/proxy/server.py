@@ -27,9 +27,10 @@ from tlsgate.policy import Action
 from tlsgate.proxy import headers as H
 from tlsgate.proxy.access import AccessEvent
 from tlsgate.proxy.connect import ConnectHandling, _discard
+from tlsgate.proxy.events import Data, EndOfMessage, Event, RequestHead, Upgraded
 from tlsgate.proxy.exchange import Exchange
 from tlsgate.proxy.headers import page_response, simple_response
-from tlsgate.proxy.http1 import Data, EndOfMessage, Event, RequestHead, RequestReader, Upgraded
+from tlsgate.proxy.http1 import RequestReader
 from tlsgate.proxy.state import _AWAIT_TLS, _CLOSED, _HANDSHAKE, _INTERCEPT, _P_QUEUE, _P_UPSTREAM, _PROXY, _TUNNEL
 from tlsgate.proxy.tlsdial import TLSAccept
 from tlsgate.proxy.tlsinfo import error_page

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from tlsgate.policy import Action
 from tlsgate.proxy.access import AccessEvent
-from tlsgate.proxy.http1 import Event, RequestHead, RequestReader
+from tlsgate.proxy.events import Event, RequestHead
+from tlsgate.proxy.http1 import RequestReader
 from tlsgate.proxy.tlsdial import TLSAccept
 from tlsgate.proxy.upstream import UpstreamConnection
 

@@ -11,8 +11,8 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
+from tlsgate.proxy.events import Event
 from tlsgate.proxy.headers import simple_response
-from tlsgate.proxy.http1 import Event
 from tlsgate.proxy.state import _P_PEER, _P_UPSTREAM, _TUNNEL, ConnectionState
 from tlsgate.proxy.upstream import UpstreamConnection
 

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Protocol
 
 from tlsgate.errors import ConfigError, RemoteProtocolError
-from tlsgate.proxy.http1 import Event, Limits, ResponseReader
+from tlsgate.proxy.events import Event, Limits
+from tlsgate.proxy.http1 import ResponseReader
 from tlsgate.proxy.tlsdial import open_tls
 
 __all__ = ["Origin", "UpstreamConnection", "UpstreamOwner", "UpstreamPool", "upstream_context"]
