@@ -73,7 +73,7 @@ class ClientConnection(ConnectHandling, Tunnels):
         self.upgrade_exchange: Exchange | None = None
         #: the last Host header found to name the CONNECT host (see _request)
         self.checked_host: bytes | None = None
-        #: the upstream connection dialled while the client's handshake runs (see _start_tls)
+        #: the upstream connection dialled while the client's handshake runs (connect.py: _dial_origin)
         self.preconnect: asyncio.Task[UpstreamConnection] | None = None
         #: after CONNECT: the client socket, watched for its first bytes without reading them
         self.hello: socket.socket | None = None
@@ -81,7 +81,7 @@ class ClientConnection(ConnectHandling, Tunnels):
         self.accepting: TLSAccept | None = None
         #: the pre-dialled origin's ClientHello is on the wire (or its dial ended)
         self.dial_on_wire = True
-        #: a ClientHello waits for that (see _peek_hello)
+        #: a ClientHello waits for that (connect.py: _peek_hello)
         self.hello_held: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------
