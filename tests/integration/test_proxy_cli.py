@@ -128,10 +128,11 @@ def test_the_worker_module_alone_refuses_to_start_without_its_settings() -> None
     )
 
 
-def _proxy_cli(data_dir: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
-    script = Path(sys.executable).with_name("tlsgate")
+def _proxy_cli(
+    data_dir: Path, *args: str, listen: str = "127.0.0.1:0", cwd: Path | None = None
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [str(script), "--data-dir", str(data_dir), "proxy", "--listen", "127.0.0.1:0", *args],
+        [TLSGATE, "--data-dir", str(data_dir), "proxy", "--listen", listen, *args],
         capture_output=True,
         check=False,
         timeout=30,
@@ -168,15 +169,10 @@ def test_a_setting_of_the_wrong_type_is_one_clear_error(tmp_path: Path) -> None:
     assert result.stderr.decode().strip() == f"tlsgate: error: {config}: access_log must be a string"
 
 
-def test_a_port_in_use_is_one_clear_error(tmp_path: Path, tlsgate_ca: tuple[Path, Path]) -> None:
+def test_a_port_in_use_is_one_clear_error(tlsgate_ca: tuple[Path, Path]) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            [TLSGATE, "--data-dir", str(tlsgate_ca[0].parent), "proxy", "--listen", f"127.0.0.1:{port}"],
-            capture_output=True,
-            check=False,
-            timeout=30,
-        )
+        result = _proxy_cli(tlsgate_ca[0].parent, listen=f"127.0.0.1:{port}")
     assert result.returncode == 1
     assert result.stderr.decode().strip() == (
         f"tlsgate: error: cannot listen on 127.0.0.1:{port}: Address already in use"
