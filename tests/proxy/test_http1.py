@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
@@ -261,25 +262,31 @@ RESPONSES = (
 @settings(max_examples=300)
 @given(st.lists(st.integers(1, len(RESPONSES) - 1), max_size=30))
 def test_responses_split_anywhere_and_fed_from_a_reused_buffer_give_the_same_messages(cuts: list[int]) -> None:
-    """As the upstream side reads: each piece is a view of one buffer overwritten by the next read."""
+    """As the upstream side reads: each piece is a view of one buffer overwritten by the next read.
+
+    A body piece may be a view of that buffer (it is passed on during the call, as the exchange
+    does, and copied only when it must wait); everything else must survive the overwrite.
+    """
     bounds = [0, *sorted(set(cuts)), len(RESPONSES)]
     shared = bytearray(len(RESPONSES))
     reader = ResponseReader()
     events: list[object] = []
+    bodies: list[bytes] = [b""]
     for a, b in itertools.pairwise(bounds):
         shared[: b - a] = RESPONSES[a:b]
-        events += reader.feed(memoryview(shared)[: b - a])
+        fed = reader.feed(memoryview(shared)[: b - a])
+        for event in fed:  # the body as the exchange takes it: during the call
+            if isinstance(event, Data):
+                bodies[-1] += event.data
+            elif event is END:
+                bodies.append(b"")
+        events += fed
         shared[:] = b"\xff" * len(shared)  # the next read overwrites what the last one held
-    bodies: list[bytes] = [b""]
-    statuses = []
-    for event in events:  # looked at only now: an event holding a view of the buffer shows 0xff
-        if isinstance(event, Data):
-            bodies[-1] += event.data
-        elif isinstance(event, ResponseHead):
-            statuses.append(event.status)
-        elif event is END:
-            bodies.append(b"")
-    assert statuses == [200, 200, 204, 200]
+    statuses = [event.status for event in events if isinstance(event, ResponseHead)]
+    heads = [event for event in events if isinstance(event, ResponseHead)]
+    assert statuses == [200, 200, 204, 200]  # looked at only now: a head holding a view would show 0xff
+    assert all(b"\xff" not in bytes(name) + bytes(value) for head in heads for name, value in head.headers)
+    assert all(b"\xff" not in head.reason for head in heads)
     assert bodies == [BODY, b"abc", b"", b"final", b""]
     assert not reader.in_message
 
@@ -290,3 +297,21 @@ def test_a_content_length_body_cut_short_by_the_origin_is_an_error_after_any_num
     assert reader.feed(b"c" * 50) == [Data(b"c" * 50)]
     with pytest.raises(RemoteProtocolError):
         reader.feed_eof()
+
+
+def test_a_reader_keeps_nothing_of_a_response_once_its_events_are_handed_on() -> None:
+    """A pooled or idle origin connection must not hold its last response's body (50 of them held
+    ~5 MiB under the bench's 100 KiB load)."""
+    reader = ResponseReader()
+    wire = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100_000
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        events = reader.feed(wire)
+        assert sum(len(event.data) for event in events if isinstance(event, Data)) == 100_000
+        assert events[-1] is END
+        del events
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 10_000

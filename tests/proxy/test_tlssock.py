@@ -214,6 +214,84 @@ def test_writes_to_an_origin_that_does_not_read_pause_then_resume_and_arrive_int
     assert digest.digest() == hashlib.sha256(piece * pieces).digest()
 
 
+def test_views_of_a_reused_buffer_arrive_intact_through_back_pressure(
+    pki: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    """How the proxy passes a response body on: each write is a view of one buffer, overwritten
+    right after the call. What the socket takes at once is sent from the view; what waits for
+    room must have been copied, or the origin would get later pieces' bytes in its place."""
+    size, pieces = 65_000, 64  # ~4 MiB: far more than the socket buffers hold
+    buffer = bytearray(size)
+    expected = hashlib.sha256()
+    reading = threading.Event()
+    digest = hashlib.sha256()
+
+    def behaviour(tls: ssl.SSLSocket) -> None:
+        reading.wait(10)
+        left = size * pieces
+        while left:
+            data = tls.recv(65536)
+            if not data:
+                break
+            digest.update(data)
+            left -= len(data)
+        tls.sendall(b"done")
+
+    origin = Origin(pki[0], behaviour)
+
+    async def scenario() -> int:
+        protocol = Recorder()
+        transport = await open_tls(
+            asyncio.get_running_loop(), protocol, pki[1], ("127.0.0.1", origin.port), "origin.test"
+        )
+        view = memoryview(buffer)
+        for index in range(pieces):
+            buffer[:] = bytes([index]) * size  # the next read lands in the same buffer
+            expected.update(buffer)
+            if index % 2:
+                transport.write(view)
+            else:
+                transport.writelines([view[:100], view[100:]])
+        buffer[:] = b"\xee" * size
+        paused = protocol.paused
+        reading.set()
+        while b"done" not in b"".join(protocol.chunks):
+            await asyncio.sleep(0.01)
+        transport.close()
+        await protocol.lost
+        return paused
+
+    paused = _run(scenario)
+    origin.close()
+    assert paused == 1  # the socket did fill: later views were queued, not sent at once
+    assert digest.digest() == expected.digest()
+
+
+def test_an_origin_read_as_views_gives_every_byte_during_the_call(
+    pki: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    payload = bytes(range(256)) * 4096  # 1 MiB: many records, many reuses of the read buffer
+    origin = Origin(pki[0], lambda tls: (tls.sendall(payload), tls.unwrap()))
+    kinds: set[type] = set()
+
+    class Copier(Recorder):
+        def data_received(self, data: bytes) -> None:
+            kinds.add(type(data))
+            self.chunks.append(bytes(data))  # what a protocol that keeps data must do
+
+    async def scenario() -> bytes:
+        protocol = Copier()
+        address = ("127.0.0.1", origin.port)
+        await open_tls(asyncio.get_running_loop(), protocol, pki[1], address, "origin.test", views=True)
+        assert await protocol.lost is None
+        return b"".join(protocol.chunks)
+
+    received = _run(scenario)
+    origin.close()
+    assert kinds == {memoryview}
+    assert received == payload
+
+
 def test_large_writes_leave_the_socket_uncorked(pki: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
     """A write of several records is corked into one segment, and uncorked after: a short write
     that follows leaves at once (a socket left corked would hold it back ~200 ms, or forever)."""

@@ -67,7 +67,9 @@ class ResponseHead:
 
 @dataclass(slots=True)
 class Data:
-    data: bytes
+    #: a memoryview when the reader was fed one (a TLS origin's read buffer, reused after the
+    #: call that delivered it): pass it on at once, or copy it with bytes()
+    data: bytes | memoryview
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,15 +140,15 @@ class Exchange:
         self.pending_size = 0
         self.client.resume_for_upstream()
 
-    def client_data(self, data: bytes) -> None:
+    def client_data(self, data: bytes | memoryview) -> None:
         self.bytes_in += len(data)
         if self.head.body_length == CHUNKED:
-            data = b"%x\r\n%b\r\n" % (len(data), data)
+            data = b"".join((b"%x\r\n" % len(data), data, b"\r\n"))
         upstream = self.upstream
         if upstream is not None and upstream.transport is not None:
             upstream.transport.write(data)
         else:
-            self.pending.append(data)
+            self.pending.append(bytes(data))  # kept: never a view of a reused buffer
             self.pending_size += len(data)
             if self.pending_size > _PENDING_LIMIT:
                 self.client.pause_for_upstream()
@@ -166,14 +166,14 @@ class Exchange:
 
     # -- response side (called by the upstream connection) ----------------------------
     def upstream_events(self, events: list[Event]) -> None:
-        out: list[bytes] = []
+        out: list[bytes | memoryview] = []  # body pieces may be views, valid during this call (see Data)
         client = self.client
         for event in events:
             if type(event) is Data:
                 size = len(event.data)
                 self.bytes_out += size
                 if self.client_framing == _CLIENT_CHUNKED:
-                    out.append(b"%x\r\n%b\r\n" % (size, event.data))
+                    out.append(b"".join((b"%x\r\n" % size, event.data, b"\r\n")))
                 else:
                     out.append(event.data)
             elif type(event) is ResponseHead:
@@ -220,7 +220,7 @@ class Exchange:
         if self.response_done:
             self._finish()
 
-    def _start_response(self, event: ResponseHead, out: list[bytes]) -> None:
+    def _start_response(self, event: ResponseHead, out: list[bytes | memoryview]) -> None:
         self.response_started = True
         self.status = event.status
         length = event.body_length

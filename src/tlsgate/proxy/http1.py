@@ -62,6 +62,9 @@ class _LastMessage(Exception):
     pass
 
 
+_DETACHED: list[Event] = []  # no feed running: nothing calls back into a reader outside feed()
+
+
 class _Reader:
     """What both directions share: header collection, limits and framing checks."""
 
@@ -94,7 +97,7 @@ class _Reader:
         self._max_count = limits.max_header_count
         #: bytes still due of a Content-Length body passed on without llhttp (-1: none; see feed)
         self._body_left = -1
-        self._events: list[Event] = []
+        self._events: list[Event] = _DETACHED  # the current feed's events (callbacks add to them)
         # httptools buffers a header line before calling on_header: cap what a head may take.
         self._head_cap = limits.max_header_bytes + limits.max_request_line + 1024
         self._head_fed = 0
@@ -180,7 +183,8 @@ class _Reader:
     def feed(self, data: bytes | memoryview) -> list[Event]:
         """The events these bytes complete (possibly none); RemoteProtocolError for bad input.
 
-        ``data`` may be a view of a buffer the caller reuses: nothing here keeps a reference to it.
+        ``data`` may be a view of a buffer the caller reuses: nothing here keeps a reference to it,
+        and the :class:`Data` events of a Content-Length body are views of it too (see ``Data``).
         """
         if self._body_left > 0:
             return self._pass_body(data)
@@ -198,6 +202,10 @@ class _Reader:
                 raise self._error(exc) from None
         except httptools.HttpParserError as exc:
             raise self._error(exc) from None
+        finally:
+            # The events are the caller's now: kept here, a connection would hold its last
+            # response's body (up to a whole read, ~100 KiB) for as long as it lives or idles.
+            self._events = _DETACHED
         if not self._in_body and self._head_fed > self._head_cap:
             raise RemoteProtocolError("request header fields too large", error_status_hint=431)
         return events
@@ -208,8 +216,8 @@ class _Reader:
         size = len(data)
         if size < left:
             self._body_left = left - size
-            return [Data(bytes(data))]
-        events: list[Event] = [Data(bytes(data[:left])), END]
+            return [Data(data)]
+        events: list[Event] = [Data(data[:left]), END]
         self._body_left = -1
         self._message_ended_here()
         if size > left:

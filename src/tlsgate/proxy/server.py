@@ -34,6 +34,7 @@ from tlsgate.proxy.http1 import RequestReader
 from tlsgate.proxy.state import _AWAIT_TLS, _CLOSED, _HANDSHAKE, _INTERCEPT, _P_QUEUE, _P_UPSTREAM, _PROXY, _TUNNEL
 from tlsgate.proxy.tlsdial import TLSAccept
 from tlsgate.proxy.tlsinfo import error_page
+from tlsgate.proxy.tlssock import TLSSocketTransport
 from tlsgate.proxy.tunnel import Tunnels
 from tlsgate.proxy.upstream import Origin, UpstreamConnection
 
@@ -264,13 +265,19 @@ class ClientConnection(ConnectHandling, Tunnels):
         elif self.exchange is None:
             self._arm_idle()
 
-    def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.write(data)
+    def write(self, data: bytes | memoryview) -> None:
+        transport = self.transport
+        if transport is not None and not self.closed:
+            if type(data) is memoryview and type(transport) is not TLSSocketTransport:
+                data = bytes(data)  # a view of a reused buffer; the loop's transports may keep what they get
+            transport.write(data)
 
-    def writelines(self, pieces: list[bytes]) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.writelines(pieces)
+    def writelines(self, pieces: list[bytes | memoryview]) -> None:
+        transport = self.transport
+        if transport is not None and not self.closed:
+            if type(transport) is not TLSSocketTransport:
+                pieces = [bytes(piece) if type(piece) is memoryview else piece for piece in pieces]
+            transport.writelines(pieces)
 
     def send_error_page(self, status: int, host: str, reason: str, *, tls: bool) -> None:
         title = "Upstream certificate or TLS failure" if tls and status == 502 else "Upstream unreachable"

@@ -29,11 +29,14 @@ async def open_tls(
     server_hostname: str,
     session: ssl.SSLSession | None = None,
     on_hello: Callable[[], None] | None = None,
+    *,
+    views: bool = False,
 ) -> TLSSocketTransport:
     """Connect to ``address``, complete the TLS handshake for ``server_hostname``, and start reading.
 
     ``on_hello()`` is called once our ClientHello is on the wire (or the dial failed before):
-    a caller with other work to do can let the origin's handshake start first.
+    a caller with other work to do can let the origin's handshake start first. With ``views``
+    the protocol's ``data_received`` gets views valid during the call (see TLSSocketTransport).
 
     Raises what connecting or the handshake raised (OSError, ssl.SSLError, and
     ssl.SSLCertVerificationError for a certificate the context refuses); the socket is closed then.
@@ -59,7 +62,7 @@ async def open_tls(
         tls = dial.tls
         if tls is None:  # pragma: no cover - done() succeeds only after the handshake
             raise OSError("handshake finished without a TLS socket")
-        transport = TLSSocketTransport(loop, tls, protocol)
+        transport = TLSSocketTransport(loop, tls, protocol, views=views)
         protocol.connection_made(transport)
         transport.start()
         return transport

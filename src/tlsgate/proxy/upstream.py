@@ -113,14 +113,16 @@ class UpstreamConnection(asyncio.Protocol):
     # Not a BufferedProtocol reading into one shared buffer: measured, it saved no throughput
     # within this machine's noise, and uvloop's buffered TLS read path left glibc holding ~30 KiB
     # more free memory per origin connection (RSS +15 MiB over 500 first contacts).
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes | memoryview) -> None:
+        """A view from a TLS origin is valid only during this call: the body in it goes on as a view
+        to the client's transport, which copies only what it cannot send at once."""
         owner = self.owner
         if owner is None:  # an idle connection may not speak
             self.close()
             return
         self.received = True
         if self.raw:
-            owner.upstream_raw(data)
+            owner.upstream_raw(bytes(data))  # a view (TLS origins) is only valid during this call
             return
         try:
             events = self.reader.feed(data)
@@ -241,7 +243,8 @@ class UpstreamPool:
         offered = self._context.sessions.get(server)
         conn = UpstreamConnection(origin, self._limits)
         async with asyncio.timeout(self._connect_timeout):
-            transport = await open_tls(loop, conn, self._context, address, host, offered, on_hello)
+            # views: a response body goes from the read buffer to the client's SSL_write uncopied
+            transport = await open_tls(loop, conn, self._context, address, host, offered, on_hello, views=True)
         self._latest[server] = conn
         ssl_object = transport.get_extra_info("ssl_object")
         if offered is not None and not ssl_object.session_reused and self._context.sessions.get(server) is offered:
