@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tlsgate.errors import RemoteProtocolError
-from tlsgate.proxy.events import END, Data, Limits, RequestHead, ResponseHead, Upgraded
+from tlsgate.proxy.events import END, Data, EndOfMessage, Limits, RequestHead, ResponseHead, Upgraded
 from tlsgate.proxy.http1 import RequestReader, ResponseReader
 
 
@@ -209,6 +209,49 @@ def test_switching_protocols_response() -> None:
     ]
 
 
+def test_a_large_read_gives_the_events_of_the_same_bytes_fed_in_pieces() -> None:
+    """Heads and large bodies in one read (the proxy reads up to 127 KiB at once)."""
+    whole = ResponseReader().feed(memoryview(RESPONSES))
+    assert [type(event) for event in whole][:2] == [ResponseHead, Data]
+    pieces = ResponseReader()
+    small = [event for at in range(0, len(RESPONSES), 1000) for event in pieces.feed(RESPONSES[at : at + 1000])]
+
+    def merged(events: list[object]) -> list[object]:
+        out: list[object] = []
+        for event in events:
+            if isinstance(event, Data) and out and isinstance(out[-1], Data):
+                out[-1] = Data(bytes(out[-1].data) + bytes(event.data))
+            else:
+                out.append(Data(bytes(event.data)) if isinstance(event, Data) else event)
+        return out
+
+    assert merged(whole) == merged(small)
+
+
+def test_an_upgrade_in_a_large_read_keeps_every_byte_after_the_head() -> None:
+    tunnel = bytes(range(256)) * 100  # the new protocol's first 25 KiB, read with the 101
+    head = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    events = ResponseReader().feed(memoryview(head + tunnel))
+    assert events[-1] == Upgraded(tunnel)
+    assert [type(event) for event in events] == [ResponseHead, EndOfMessage, Upgraded]
+
+
+def test_a_head_response_in_a_large_read_has_no_body() -> None:
+    reader = ResponseReader()
+    reader.expect(head_request=True)
+    events = reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 50000\r\n\r\n" + b"x" * 20_000)
+    assert events == [ResponseHead(200, b"OK", "1.1", [(b"Content-Length", b"50000")], True, None), END]
+    assert not reader.in_message
+
+
+def test_a_read_of_many_small_responses_is_parsed_without_deep_recursion() -> None:
+    """An origin that answers one request with thousands of tiny responses gets them parsed
+    (or refused), never a RecursionError."""
+    one = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"
+    events = ResponseReader().feed(memoryview(one * 3000))
+    assert sum(1 for event in events if isinstance(event, ResponseHead)) == 3000
+
+
 REQUEST = (
     b"POST http://a.test/p HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"
     b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
@@ -250,12 +293,13 @@ def test_garbage_gives_events_or_a_protocol_error(data: bytes) -> None:
     assert status in (0, 400, 414, 431)
 
 
-BODY = bytes(range(256)) * 40  # 10,240 bytes
+BODY = bytes(range(256)) * 160  # 40,960 bytes: reads of more than 16 KiB give llhttp the head alone
 RESPONSES = (
     b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(BODY), BODY)
     + b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
     + b"HTTP/1.1 204 No Content\r\n\r\n"
     + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"
+    + b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%b" % (len(BODY), BODY)
 )
 
 
@@ -284,10 +328,10 @@ def test_responses_split_anywhere_and_fed_from_a_reused_buffer_give_the_same_mes
         shared[:] = b"\xff" * len(shared)  # the next read overwrites what the last one held
     statuses = [event.status for event in events if isinstance(event, ResponseHead)]
     heads = [event for event in events if isinstance(event, ResponseHead)]
-    assert statuses == [200, 200, 204, 200]  # looked at only now: a head holding a view would show 0xff
+    assert statuses == [200, 200, 204, 200, 200]  # looked at only now: a head holding a view would show 0xff
     assert all(b"\xff" not in bytes(name) + bytes(value) for head in heads for name, value in head.headers)
     assert all(b"\xff" not in head.reason for head in heads)
-    assert bodies == [BODY, b"abc", b"", b"final", b""]
+    assert bodies == [BODY, b"abc", b"", b"final", BODY, b""]
     assert not reader.in_message
 
 
