@@ -106,3 +106,20 @@ def test_issuer_mints_with_the_encoder_and_exports_pkcs8(make_ca) -> None:
     assert leaf.cert.public_key().public_numbers() == leaf.key.public_key().public_numbers()
     text = openssl("x509", "-noout", "-subject", "-ext", "subjectAltName", input_data=leaf.chain_pem).stdout.decode()
     assert "CN=mint.test" in text.replace(" ", "") and "DNS:mint.test" in text
+
+
+def test_naive_datetimes_are_refused_as_by_the_profile(make_ca) -> None:
+    issuer = make_ca().issuing_material()
+    encoder = LeafEncoder(issuer.key, issuer.cert.subject, issuer.ski)
+    key = generate_key(KeyType.ECDSA_P256).public_key()
+    with pytest.raises(ValueError, match="timezone-aware"):
+        encoder.encode(key, ("n.test",), datetime(2030, 1, 1), datetime(2030, 2, 1))
+
+
+def test_a_leaf_larger_than_64_kib_is_encoded_like_the_profile(make_ca) -> None:
+    issuer = make_ca().issuing_material()
+    encoder = LeafEncoder(issuer.key, issuer.cert.subject, issuer.ski)
+    now = datetime.now(UTC)
+    hosts = tuple(f"host-{i:05d}.a-rather-long-name.example.test" for i in range(1800))  # ~73 KiB of SAN
+    cert = _same_as_profile(encoder, issuer, KeyType.ECDSA_P256, hosts, now, now + timedelta(days=1))
+    assert len(cert.tbs_certificate_bytes) > 65_536

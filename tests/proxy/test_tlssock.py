@@ -506,3 +506,39 @@ def test_a_closed_connection_lets_go_of_its_tls_state_at_once(pki: tuple[ssl.SSL
         gc.enable()
         origin.close()
     assert ssl_object_id not in alive
+
+
+def test_loops_in_two_threads_read_views_of_their_own_buffers(pki: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    """OpenSSL fills the read buffer without the GIL: two loops in one process (as in these tests,
+    or an embedder's threads) must not share it, or one's views change under the other."""
+    payloads = [bytes([n]) * (4 << 20) for n in (0x11, 0x22)]
+    digests: list[bytes] = []
+
+    def read_all(payload: bytes) -> None:
+        origin = Origin(pki[0], lambda tls: (tls.sendall(payload), tls.unwrap()))
+        digest = hashlib.sha256()
+
+        class Hasher(Recorder):
+            def data_received(self, data: bytes) -> None:
+                digest.update(data)
+                time.sleep(0)  # let the other thread's OpenSSL run while this view is out
+
+        async def scenario() -> None:
+            protocol = Hasher()
+            address = ("127.0.0.1", origin.port)
+            await open_tls(asyncio.get_running_loop(), protocol, pki[1], address, "origin.test", views=True)
+            await protocol.lost
+
+        try:
+            _run(scenario)
+        finally:
+            origin.close()
+        digests.append(digest.digest() + payload[:1])
+
+    threads = [threading.Thread(target=read_all, args=(payload,)) for payload in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    expected = {hashlib.sha256(payload).digest() + payload[:1] for payload in payloads}
+    assert set(digests) == expected

@@ -83,6 +83,7 @@ class Leaf:
     hosts: tuple[HostName, ...]
     #: the leaf first, then any intermediate or cross-certificate: what a server sends
     chain_pem: bytes
+    #: the key as the TLS context loaded it (SEC1 "EC PRIVATE KEY" for EC keys); key_pem() is PKCS#8
     key_pem_data: bytes = field(repr=False)
     chain: tuple[x509.Certificate, ...]
     context: ssl.SSLContext = field(repr=False)

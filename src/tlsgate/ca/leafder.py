@@ -48,9 +48,8 @@ _CN_MAX = 64  # ub-common-name (RFC 5280): a longer first name leaves the subjec
 def _length(size: int) -> bytes:
     if size < 0x80:
         return bytes((size,))
-    if size < 0x100:
-        return bytes((0x81, size))
-    return bytes((0x82, size >> 8, size & 0xFF))  # a leaf's parts stay far below 64 KiB
+    octets = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((0x80 | len(octets),)) + octets
 
 
 def _tlv(tag: int, body: bytes) -> bytes:
@@ -63,6 +62,8 @@ def _sequence(*parts: bytes) -> bytes:
 
 def _time(moment: datetime) -> bytes:
     """UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 §4.1.2.5), whole seconds."""
+    if moment.tzinfo is None:
+        raise ValueError("certificate validity needs timezone-aware datetimes")
     moment = moment.astimezone(UTC)
     if moment.year < 2050:
         return _tlv(0x17, moment.strftime("%y%m%d%H%M%SZ").encode())

@@ -62,7 +62,14 @@ class _LastMessage(Exception):
     pass
 
 
-_DETACHED: list[Event] = []  # no feed running: nothing calls back into a reader outside feed()
+class _Detached(list):  # type: ignore[type-arg]
+    """A reader's events between feeds: nothing may be added (callbacks run only inside feed())."""
+
+    def append(self, event: object) -> None:
+        raise RuntimeError("an HTTP parser callback ran outside feed()")
+
+
+_DETACHED: list[Event] = _Detached()
 
 
 class _Reader:

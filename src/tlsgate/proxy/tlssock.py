@@ -28,6 +28,7 @@ import fcntl
 import socket
 import ssl
 import sys
+import threading
 from collections import deque
 from typing import Any
 
@@ -35,13 +36,33 @@ __all__ = ["TLSSocketTransport"]
 
 _FULL_RECORD = 16384  # the largest TLS plaintext record
 _RECORD = _FULL_RECORD + 256  # room for one more record, and then some
-# Every read lands here (one buffer per worker, not per connection). A burst is handed on as a
-# copy, or, to a protocol that asked for views, as a view of this buffer valid during the call.
-# Sized for a 100 KiB response and its head in one piece: one write, one corked push to the
-# client, instead of two or three (+5% on the bench's 100 KiB figure over 64 KiB).
+# Every read lands in one buffer per thread (per worker: one loop each), not per connection. A
+# burst is handed on as a copy, or, to a protocol that asked for views, as a view of the buffer
+# valid during the call. Sized for a 100 KiB response and its head in one piece: one write, one
+# corked push to the client, instead of two or three (+5% on the bench's 100 KiB figure over 64 KiB).
 _READ_SIZE = 127 * 1024
-_READ_VIEW = memoryview(bytearray(_READ_SIZE))
-_lent = False  # _READ_VIEW is out in a view (a read from within that call gets its own buffer)
+
+
+class _ReadBuffer:
+    __slots__ = ("lent", "view")
+
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(_READ_SIZE))
+        self.lent = False  # out in a view (a read from within that call gets a buffer of its own)
+
+
+# Per thread, not per process: loops in threads of one process (tests, an embedder) would read into
+# one buffer at once, OpenSSL releasing the GIL while it fills it.
+_buffers = threading.local()
+
+
+def _read_buffer() -> _ReadBuffer:
+    buffer: _ReadBuffer | None = getattr(_buffers, "buffer", None)
+    if buffer is None:
+        buffer = _buffers.buffer = _ReadBuffer()
+    return buffer
+
+
 _HIGH_WATER = 64 * 1024
 _LOW_WATER = 16 * 1024
 _CLOSE_FLUSH_TIMEOUT = 30.0  # seconds a closing connection may take to send what was written
@@ -69,6 +90,7 @@ class TLSSocketTransport(asyncio.Transport):
         # call, instead of a bytes copy: for a protocol that passes the data on at once (to
         # write(), which copies only what cannot be sent now) and keeps no reference to it.
         self._views = views
+        self._buffer = _read_buffer()  # the loop's thread's (a transport runs on its loop's thread)
         self._loop = loop
         self._tls = tls
         # The connection's OpenSSL object itself (``SSLSocket._sslobj``, which SSLSocket's own
@@ -111,7 +133,8 @@ class TLSSocketTransport(asyncio.Transport):
         tls, views = self._io, self._views
         # (the loop calls this, and start() defers it: it never runs inside another connection's
         # data_received; if it ever did while a view is out, it reads into a buffer of its own)
-        view = _READ_VIEW if not _lent else memoryview(bytearray(_READ_SIZE))
+        buffer = self._buffer
+        view = buffer.view if not buffer.lent else memoryview(bytearray(_READ_SIZE))
         filled = 0
         while not self._read_paused and not self._closing:
             try:
@@ -150,21 +173,22 @@ class TLSSocketTransport(asyncio.Transport):
 
     def _deliver(self, data: bytes | memoryview) -> bool:
         """data_received(); False when the connection ended in it (a bug above us ends it too)."""
-        global _lent
-        lent = type(data) is memoryview and data.obj is _READ_VIEW.obj
+        buffer = self._buffer
+        lent = type(data) is memoryview and data.obj is buffer.view.obj
         if lent:
-            _lent = True
+            buffer.lent = True
         try:
             self._protocol.data_received(data)  # type: ignore[arg-type]  # a view only if asked for
         except Exception as exc:  # not the worker: this connection only
-            self._fail(exc)
             self._loop.call_exception_handler(
                 {"message": "data_received() failed", "exception": exc, "transport": self, "protocol": self._protocol}
             )
+            # logged: its traceback goes now (its frames hold the data, a view of a reused buffer)
+            self._fail(exc.with_traceback(None))
             return False
         finally:
             if lent:
-                _lent = False
+                buffer.lent = False
         return not self._closed
 
     def pause_reading(self) -> None:
@@ -208,18 +232,22 @@ class TLSSocketTransport(asyncio.Transport):
             # More than one record: each SSL_write record is its own send(); corked, the kernel
             # sends them as one segment (one trip through the TCP stack, not one per record).
             self._tls.setsockopt(socket.IPPROTO_TCP, cork, 1)
-        tls = self._io
-        for index, piece in enumerate(pieces):
-            try:
-                tls.write(piece)  # all of it, or an exception: then retried with the same bytes
-            except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError, InterruptedError):
-                self._queue(pieces, index)
-                break
-            except (OSError, ssl.SSLError) as exc:
-                self._fail(exc.with_traceback(None))
-                return
-        if cork is not None and not self._closed:
-            self._tls.setsockopt(socket.IPPROTO_TCP, cork, 0)
+        tls, blocked = self._io, -1
+        try:
+            for index, piece in enumerate(pieces):
+                try:
+                    tls.write(piece)  # all of it, or an exception: then retried with the same bytes
+                except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError, InterruptedError):
+                    blocked = index
+                    break
+                except (OSError, ssl.SSLError) as exc:
+                    self._fail(exc.with_traceback(None))
+                    return
+        finally:
+            if cork is not None and not self._closed:
+                self._tls.setsockopt(socket.IPPROTO_TCP, cork, 0)
+        if blocked >= 0:  # (uncorked first: pause_writing() may run code of the protocol's)
+            self._queue(pieces, blocked)
 
     def _queue(self, pieces: Any, start: int) -> None:
         """Keep copies of ``pieces[start:]`` until the socket has room (the caller's buffers may be reused)."""
