@@ -10,6 +10,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import uvloop
@@ -170,17 +171,12 @@ def test_a_certificate_for_another_name_is_refused(pki: tuple[ssl.SSLContext, ss
     origin.close()
 
 
-def test_writes_to_an_origin_that_does_not_read_pause_then_resume_and_arrive_intact(
-    pki: tuple[ssl.SSLContext, ssl.SSLContext],
-) -> None:
-    piece = bytes(range(251)) * 261  # ~64 KiB, not a multiple of a record
-    pieces = 64  # ~4 MiB: far more than the socket buffers hold
-    reading = threading.Event()
-    digest = hashlib.sha256()
+def _late_reader(reading: threading.Event, total: int, digest: Any) -> Callable[[ssl.SSLSocket], None]:
+    """An origin that reads nothing until ``reading`` is set, then ``total`` bytes into ``digest``, then says done."""
 
     def behaviour(tls: ssl.SSLSocket) -> None:
-        reading.wait(10)  # not reading at first: our writes back up
-        left = len(piece) * pieces
+        reading.wait(10)
+        left = total
         while left:
             data = tls.recv(65536)
             if not data:
@@ -189,7 +185,18 @@ def test_writes_to_an_origin_that_does_not_read_pause_then_resume_and_arrive_int
             left -= len(data)
         tls.sendall(b"done")
 
-    origin = Origin(pki[0], behaviour)
+    return behaviour
+
+
+def test_writes_to_an_origin_that_does_not_read_pause_then_resume_and_arrive_intact(
+    pki: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    piece = bytes(range(251)) * 261  # ~64 KiB, not a multiple of a record
+    pieces = 64  # ~4 MiB: far more than the socket buffers hold
+    reading = threading.Event()
+    digest = hashlib.sha256()
+
+    origin = Origin(pki[0], _late_reader(reading, len(piece) * pieces, digest))  # our writes back up
 
     async def scenario() -> tuple[int, int, bytes]:
         protocol = Recorder()
@@ -226,18 +233,7 @@ def test_views_of_a_reused_buffer_arrive_intact_through_back_pressure(
     reading = threading.Event()
     digest = hashlib.sha256()
 
-    def behaviour(tls: ssl.SSLSocket) -> None:
-        reading.wait(10)
-        left = size * pieces
-        while left:
-            data = tls.recv(65536)
-            if not data:
-                break
-            digest.update(data)
-            left -= len(data)
-        tls.sendall(b"done")
-
-    origin = Origin(pki[0], behaviour)
+    origin = Origin(pki[0], _late_reader(reading, size * pieces, digest))
 
     async def scenario() -> int:
         protocol = Recorder()
