@@ -23,10 +23,20 @@ HostName = str | ipaddress.IPv4Address | ipaddress.IPv6Address
 # One DNS label: letters, digits, hyphen; underscore is tolerated because real
 # hosts use it (browsers accept it in SNI). No leading or trailing hyphen.
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+# A name already in its normal form: lower-case ASCII labels, no trailing dot (the proxy's case).
+_NORMAL_NAME = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9_-]{1,63}(?<!-))*")
 
 
 def normalize_host(text: str) -> HostName:
     """A DNS name (lower-case A-labels) or an IP address; raises InvalidNameError."""
+    if len(text) <= 253 and _NORMAL_NAME.fullmatch(text) and not text.replace(".", "").isdigit():
+        # Already normal and not an IP literal (that needs a ':' or only digits): itself, as below
+        # — without the two parse failures of ipaddress and a match per label (first contact).
+        return text
+    return _normalize(text)
+
+
+def _normalize(text: str) -> HostName:
     raw = text.strip()
     if not raw:
         raise InvalidNameError("empty host name")
