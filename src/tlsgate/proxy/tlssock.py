@@ -19,6 +19,12 @@ OpenSSL's non-blocking rules kept here: a write that could not finish is retried
 bytes (no partial writes are enabled, so it is all or nothing); a read takes one record, so a
 readable socket is read record by record, full records gathered, until a short one ends the
 burst or OpenSSL wants more; the burst is then handed on as one piece.
+
+No copies on the way through: a protocol that passes data on at once can ask for ``views``
+(the origin side does) and gets a view of the read buffer, valid during ``data_received``; a
+write goes to ``SSL_write`` from the caller's buffer, and only what the socket cannot take now
+is copied to wait. A response body thus goes from the origin's records to the client's without
+a copy in Python.
 """
 
 from __future__ import annotations
