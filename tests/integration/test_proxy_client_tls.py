@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import socket
 import ssl
+import subprocess
 import time
 from pathlib import Path
 
@@ -236,3 +237,46 @@ def test_closing_after_a_response_loses_none_of_it(
     assert head.startswith(b"HTTP/1.1 200")
     assert len(body) == size
     assert body == big_body(0, size)
+
+
+def _s_client_cipher(proxy: ProxyThread, root: Path, port: int, *choice: str) -> subprocess.CompletedProcess[str]:
+    """``openssl s_client`` through the proxy to good.test, offering ciphers in the order given."""
+    return subprocess.run(
+        [
+            "openssl", "s_client", "-proxy", f"127.0.0.1:{proxy.port}", "-connect", f"good.test:{port}",
+            "-servername", "good.test", "-CAfile", str(root), "-verify_return_error", "-ign_eof", *choice,
+        ],
+        input="GET /hello HTTP/1.1\r\nHost: good.test\r\nConnection: close\r\n\r\n",
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("version", "option", "offer"),
+    [
+        ("-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"),
+        ("-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"),
+        ("-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384"),
+        ("-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384"),
+    ],
+)
+def test_the_clients_cipher_order_decides(
+    proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], badssl: BadSSL, version: str, option: str, offer: str
+) -> None:
+    """Every cipher we accept is strong, so the client's first choice is taken (its hardware's fastest)."""
+    result = _s_client_cipher(proxy, tlsgate_ca[1], badssl.ports["good"], version, option, offer)
+    assert result.returncode == 0, result.stderr
+    assert f"Cipher is {offer.split(':')[0]}" in result.stdout
+    assert "Verify return code: 0 (ok)" in result.stdout
+    assert "hello from good" in result.stdout
+
+
+def test_tls12_without_forward_secrecy_or_aead_is_refused(
+    proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], badssl: BadSSL
+) -> None:
+    """CBC (even with SHA-384) and RSA key exchange are not on offer to clients."""
+    for weak in ("ECDHE-ECDSA-AES256-SHA384:ECDHE-RSA-AES256-SHA384", "AES128-GCM-SHA256:AES256-GCM-SHA384"):
+        result = _s_client_cipher(proxy, tlsgate_ca[1], badssl.ports["good"], "-tls1_2", "-cipher", weak)
+        assert result.returncode != 0
+        assert "handshake failure" in result.stderr
+        assert "hello from good" not in result.stdout

@@ -55,10 +55,18 @@ MAX_LEAF_DAYS = 199
 DEFAULT_CACHE_SIZE = 4096
 #: Leaves kept with a ready TLS context (~21 KiB each); a miss costs a context (~0.6 ms).
 DEFAULT_CONTEXT_CACHE_SIZE = 256
+#: TLS 1.2 with clients: ECDHE and an AEAD only (TLS 1.3's suites are all of that kind)
+_CLIENT_FACING_TLS12_CIPHERS = "@SECLEVEL=2:ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
 
 
 def default_server_context() -> ssl.SSLContext:
     """The client-facing TLS settings: TLS 1.2+, ALPN http/1.1, no compression, no renegotiation.
+
+    Only AEAD ciphers with forward secrecy (Mozilla's "intermediate" TLS 1.2 list; TLS 1.3 has no
+    other kind), and the client's order decides among them, as Mozilla's server guidelines advise
+    once every cipher on offer is strong (Python's server default is our order, AES-256-GCM first):
+    a client picks what its hardware does fast. Browsers and Go pick AES-128-GCM where AES-NI
+    exists (~13% cheaper than AES-256-GCM, for them and for us), phones without it ChaCha20-Poly1305.
 
     One TLS 1.3 session ticket per connection instead of OpenSSL's two: each connection hands a
     resuming client the ticket for its next one, and every ticket costs the server an encryption
@@ -67,6 +75,8 @@ def default_server_context() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    context.set_ciphers(_CLIENT_FACING_TLS12_CIPHERS)
+    context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     context.num_tickets = 1
     context.set_alpn_protocols(["http/1.1"])
     return context
