@@ -823,6 +823,32 @@ HEY_RE = {
 }
 
 
+def tcp_counters() -> dict[str, int]:
+    """TCP counters of this network namespace (/proc/net/snmp, /proc/net/netstat); {} if unreadable."""
+    out: dict[str, int] = {}
+    for path, prefix in (("/proc/net/snmp", "Tcp:"), ("/proc/net/netstat", "TcpExt:")):
+        try:
+            rows = [line.split() for line in open(path) if line.startswith(prefix)]
+        except OSError:
+            continue
+        if len(rows) >= 2:
+            out.update(zip(rows[0][1:], (int(x) for x in rows[1][1:])))
+    return out
+
+
+def churn_note(res: dict, concurrency: int) -> str:
+    """', load client dialled N connections (M dropped at a full accept queue)' when hey churned.
+
+    With keep-alive, hey needs `concurrency` connections (and a proxy as many to the origin);
+    Go's client can fall into dialling spare connections and cancelling them, and a figure
+    measured in that state says more about the dial storm than about the target.
+    """
+    opens, dropped = res.get("tcp_opens"), res.get("listen_overflows")
+    if opens is None or opens <= 4 * concurrency:
+        return ""
+    return f", load client churned: {opens:,} TCP connections opened ({dropped or 0:,} dropped at a full accept queue)"
+
+
 def run_hey(ctx, target: Target, url: str, seconds: float, keepalive: bool = True) -> dict:
     argv = ["hey", "-z", f"{seconds:g}s", "-c", str(ctx.args.concurrency), "-t", "10"]
     if not keepalive:
@@ -830,6 +856,7 @@ def run_hey(ctx, target: Target, url: str, seconds: float, keepalive: bool = Tru
     if target.is_proxy:
         argv += ["-x", f"http://127.0.0.1:{target.port}"]
     argv.append(url)
+    before = tcp_counters()
     try:
         p = subprocess.Popen(
             argv,
@@ -849,7 +876,12 @@ def run_hey(ctx, target: Target, url: str, seconds: float, keepalive: bool = Tru
             _procs.remove(p)
     except FileNotFoundError:
         raise RuntimeError("hey not installed") from None
+    after = tcp_counters()
     res: dict = {}
+    if "ActiveOpens" in before and "ActiveOpens" in after:
+        # every connect() in the bench's namespace: hey's, and a proxy's to the origin
+        res["tcp_opens"] = after["ActiveOpens"] - before["ActiveOpens"]
+        res["listen_overflows"] = after.get("ListenOverflows", 0) - before.get("ListenOverflows", 0)
     for k, rx in HEY_RE.items():
         m = re.search(rx, out)
         res[k] = float(m.group(1)) if m else None
@@ -1053,10 +1085,13 @@ def measure_once(ctx, target: Target, run_no: int, res: dict) -> dict:
             ka_1k_rps=h["ok_rps"],
             ka_1k_p99_ms=h["p99_s"] * 1000 if h["p99_s"] else None,
             ka_1k_errors=h["errors"] + h["non_200"],
+            ka_1k_tcp_opens=h.get("tcp_opens"),
+            ka_1k_listen_overflows=h.get("listen_overflows"),
         )
         log(
             f"  [{target.name}] keep-alive 1k: {h['ok_rps']:,.0f} req/s, p99 {res['ka_1k_p99_ms']:.2f} ms"
             + (f", {res['ka_1k_errors']} errors" if res["ka_1k_errors"] else "")
+            + churn_note(h, a.concurrency)
             + _hwm_note(sampler, res, "ka_1k")
         )
         time.sleep(a.pause)
@@ -1074,10 +1109,17 @@ def measure_once(ctx, target: Target, run_no: int, res: dict) -> dict:
         time.sleep(a.pause)
         h = run_hey(ctx, target, ctx.origin.url(LOAD_HOST, "100k"), a.duration)
         mbps = h["ok"] * SIZES["100k"] / h["total_s"] / 1e6
-        res.update(large_100k_mbps=mbps, large_100k_rps=h["ok_rps"], large_100k_errors=h["errors"] + h["non_200"])
+        res.update(
+            large_100k_mbps=mbps,
+            large_100k_rps=h["ok_rps"],
+            large_100k_errors=h["errors"] + h["non_200"],
+            large_100k_tcp_opens=h.get("tcp_opens"),
+            large_100k_listen_overflows=h.get("listen_overflows"),
+        )
         log(
             f"  [{target.name}] 100 KiB: {mbps:,.1f} MB/s ({h['ok_rps']:,.0f} req/s)"
             + (f", {res['large_100k_errors']} errors" if res["large_100k_errors"] else "")
+            + churn_note(h, a.concurrency)
             + _hwm_note(sampler, res, "large_100k")
         )
         if sampler:
