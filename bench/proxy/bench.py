@@ -828,11 +828,12 @@ def tcp_counters() -> dict[str, int]:
     out: dict[str, int] = {}
     for path, prefix in (("/proc/net/snmp", "Tcp:"), ("/proc/net/netstat", "TcpExt:")):
         try:
-            rows = [line.split() for line in open(path) if line.startswith(prefix)]
+            with open(path) as handle:
+                rows = [line.split() for line in handle if line.startswith(prefix)]
         except OSError:
             continue
-        if len(rows) >= 2:
-            out.update(zip(rows[0][1:], (int(x) for x in rows[1][1:])))
+        if len(rows) >= 2 and len(rows[0]) == len(rows[1]):
+            out.update(zip(rows[0][1:], (int(x) for x in rows[1][1:]), strict=True))
     return out
 
 
