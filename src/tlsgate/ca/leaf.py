@@ -62,8 +62,9 @@ _CLIENT_FACING_TLS12_CIPHERS = "@SECLEVEL=2:ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!
 def default_server_context() -> ssl.SSLContext:
     """The client-facing TLS settings: TLS 1.2+, ALPN http/1.1, no compression, no renegotiation.
 
-    Only AEAD ciphers with forward secrecy (Mozilla's "intermediate" TLS 1.2 list; TLS 1.3 has no
-    other kind), and the client's order decides among them, as Mozilla's server guidelines advise
+    Only AEAD ciphers with ECDHE key exchange (Mozilla's "intermediate" TLS 1.2 list without its
+    DHE suites, which never worked here: no DH parameters are loaded; TLS 1.3 has no other
+    kind), and the client's order decides among them, as Mozilla's server guidelines advise
     once every cipher on offer is strong (Python's server default is our order, AES-256-GCM first):
     a client picks what its hardware does fast. Browsers and Go pick AES-128-GCM where AES-NI
     exists (~13% cheaper than AES-256-GCM, for them and for us), phones without it ChaCha20-Poly1305.
