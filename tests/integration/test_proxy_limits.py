@@ -159,3 +159,46 @@ def test_unreachable_origin_gives_502(proxy: ProxyThread) -> None:
     reply = exchange(proxy.port, f"GET http://down.test:{free_port()}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     assert reply.startswith(b"HTTP/1.1 502 ")
     assert b"connection refused" in reply
+
+
+def _half_closed(port: int, data: bytes) -> bytes:
+    """Send raw bytes, close our sending side (as `printf ... | nc -N` does), read until the proxy closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                return reply
+            reply += chunk
+    raise AssertionError(f"the proxy did not close the connection; got {reply[:200]!r}")
+
+
+def test_a_client_that_half_closes_after_its_request_gets_the_response(proxy: ProxyThread) -> None:
+    from badssl import big_body, plain_origin
+
+    with plain_origin("halfclose") as origin:
+        small = _half_closed(
+            proxy.port, f"GET http://halfclose.test:{origin.port}/x HTTP/1.1\r\nHost: h\r\n\r\n".encode()
+        )
+        large = _half_closed(
+            proxy.port, f"GET http://halfclose.test:{origin.port}/big?n=300001 HTTP/1.1\r\nHost: h\r\n\r\n".encode()
+        )
+    head, _, body = small.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert b"Connection: close" in head
+    assert body == b"hello from halfclose /x"
+    head, _, body = large.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert body == big_body(0, 300_001)
+
+
+def test_a_client_that_half_closes_inside_its_request_gets_nothing(proxy: ProxyThread) -> None:
+    """An incomplete request at the client's EOF was given up: nothing is sent upstream or back."""
+    reply = _half_closed(proxy.port, b"POST http://a.test/ HTTP/1.1\r\nHost: a.test\r\nContent-Length: 10\r\n\r\nabc")
+    assert reply == b""

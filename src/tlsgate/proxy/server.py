@@ -133,6 +133,14 @@ class ClientConnection(ConnectHandling, Tunnels):
         ):
             tunnel.transport.write_eof()  # half-close: the other direction may still flow
             return True
+        exchange = self.exchange
+        plain = self.scheme == "http" and self.mode in (_PROXY, _INTERCEPT)
+        if plain and exchange is not None and exchange.request_done:
+            # A plain-HTTP client closed its sending side after a whole request (a half-close, as
+            # `printf ... | nc -N` and scripts do): it will send nothing more, yet waits for the
+            # answer. The response goes out (with Connection: close), then we close.
+            self.drain()
+            return True
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
