@@ -83,7 +83,7 @@ class ProxyThread:
         raise AssertionError(f"no matching access event in {self.events!r}")
 
     def stop(self) -> None:
-        if self.loop is not None and self._stop is not None:
+        if self.loop is not None and self._stop is not None and self._thread.is_alive():
             self.loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
 

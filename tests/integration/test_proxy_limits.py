@@ -3,8 +3,10 @@ garbage never gets a traceback; client TLS rejections are recorded; CONNECT with
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
+import struct
 import time
 from pathlib import Path
 
@@ -190,6 +192,146 @@ def test_a_client_that_half_closes_after_its_request_gets_the_response(proxy: Pr
     head, _, body = large.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK")
     assert body == big_body(0, 300_001)
+
+
+def _intercepted_half_close(port: int, cafile: Path, host: str, request: bytes, *, close_notify: bool) -> bytes:
+    """One request inside an intercepted tunnel, then our sending side closed; the reply read to the end.
+
+    ``close_notify``: our close_notify, then our FIN (TLS 1.3's half-close; Go's ``CloseWrite``);
+    else a bare FIN under the TLS stream. Raises unless the proxy ends the connection in 5 s.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(f"CONNECT {host} HTTP/1.1\r\n\r\n".encode())
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ssl.create_default_context(cafile=str(cafile)).wrap_bio(
+            incoming, outgoing, server_hostname=host.rsplit(":", 1)[0]
+        )
+
+        def pump(step: object) -> object:
+            while True:
+                try:
+                    return step()  # type: ignore[operator]
+                except ssl.SSLZeroReturnError:
+                    return b""  # the proxy's close_notify
+                except ssl.SSLWantReadError:
+                    if pending := outgoing.read():  # (nothing to send after our FIN)
+                        sock.sendall(pending)
+                    data = sock.recv(65536)
+                    if not data:
+                        raise AssertionError("the proxy closed without a TLS close_notify") from None
+                    incoming.write(data)
+
+        pump(tls.do_handshake)
+        tls.write(request)
+        if close_notify:
+            with contextlib.suppress(ssl.SSLWantReadError):  # sent; the proxy's comes after the response
+                tls.unwrap()
+        sock.sendall(outgoing.read())
+        sock.shutdown(socket.SHUT_WR)
+        reply = b""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            chunk = pump(lambda: tls.read(65536))
+            if not chunk:
+                return reply
+            reply += chunk  # type: ignore[operator]
+    raise AssertionError(f"the proxy did not close the connection; got {reply[:200]!r}")
+
+
+def test_an_intercepted_client_that_half_closes_after_its_request_gets_the_response(
+    proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], badssl: BadSSL
+) -> None:
+    """TLS 1.3 lets a client close its side with a close_notify and still read (RFC 8446 §6.1)."""
+    from badssl import big_body
+
+    host = f"good.test:{badssl.ports['good']}"
+    small = _intercepted_half_close(
+        proxy.port, tlsgate_ca[1], host, b"GET /slow HTTP/1.1\r\nHost: good.test\r\n\r\n", close_notify=True
+    )
+    head, _, body = small.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert b"Connection: close" in head
+    assert body == b"slow but done"
+    large = _intercepted_half_close(
+        proxy.port,
+        tlsgate_ca[1],
+        host,
+        b"GET /big?n=300001 HTTP/1.1\r\nHost: good.test\r\n\r\n",
+        close_notify=True,
+    )
+    head, _, body = large.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert body == big_body(0, 300_001)
+
+
+def test_a_bare_fin_inside_tls_ends_the_connection_unanswered(
+    proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], badssl: BadSSL
+) -> None:
+    """A FIN with no close_notify truncates the TLS stream: OpenSSL fails the connection (its
+    alert is what the client reads) and the proxy closes it, the response never sent."""
+    host = f"good.test:{badssl.ports['good']}"
+    request = b"GET /slow?fin HTTP/1.1\r\nHost: good.test\r\n\r\n"
+    with pytest.raises(ssl.SSLError, match="alert"):
+        _intercepted_half_close(proxy.port, tlsgate_ca[1], host, request, close_notify=False)
+    event = proxy.wait_for_event(lambda e: e.path == "/slow?fin")
+    assert (event.status, event.error) == (0, "client closed the connection")
+    assert event.duration_ms < 900  # recorded at the FIN, not after the origin's answer (1 s)
+
+
+def test_a_request_whose_client_reset_the_connection_is_recorded(proxy: ProxyThread) -> None:
+    """The client resets while the origin is still thinking: the log has the request, status 0.
+
+    (A plain-HTTP client's FIN alone is taken as a half-close: the response is still sent.)"""
+    from badssl import plain_origin
+
+    with plain_origin("gaveup") as origin:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+            sock.sendall(f"GET http://gaveup.test:{origin.port}/slow?gaveup HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+            time.sleep(0.2)  # the request is on its way to the origin
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+        event = proxy.wait_for_event(lambda e: e.path.endswith("/slow?gaveup"))
+    assert (event.method, event.host, event.status) == ("GET", "gaveup.test", 0)
+    assert event.error is not None and event.error.startswith("client connection lost: "), event.error
+    assert event.duration_ms < 900  # recorded at the reset, not after the origin's answer (1 s)
+
+
+def test_a_request_cut_by_the_proxys_shutdown_is_recorded(issuer: object) -> None:
+    """An origin that never answers outlasts the drain: the request is logged as cut by the stop."""
+    from tlsgate.policy import Policy
+    from tlsgate.proxy import ProxySettings
+
+    thread = ProxyThread(ProxySettings(host="127.0.0.1", port=0), issuer, Policy())  # type: ignore[arg-type]
+    with socket.create_server(("127.0.0.1", 0)) as mute, socket.create_connection(("127.0.0.1", thread.port)) as sock:
+        try:
+            sock.sendall(f"GET http://mute.test:{mute.getsockname()[1]}/x HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+            mute.settimeout(5)
+            with mute.accept()[0]:  # the request reached the origin, which stays silent
+                thread.stop()  # drains for 2 s, then closes what is left
+        finally:
+            thread.stop()
+        event = thread.wait_for_event(lambda e: e.host == "mute.test")
+    assert (event.path.endswith("/x"), event.status) == (True, 0)
+    assert event.error == "the proxy stopped before the response was complete"
+
+
+def test_a_download_cancelled_mid_body_is_recorded_with_what_was_sent(
+    proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], badssl: BadSSL
+) -> None:
+    size = 20_000_000
+    context = ssl.create_default_context(cafile=str(tlsgate_ca[1]))
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+        sock.sendall(f"CONNECT good.test:{badssl.ports['good']} HTTP/1.1\r\n\r\n".encode())
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        with context.wrap_socket(sock, server_hostname="good.test") as tls:
+            tls.sendall(f"GET /big?n={size} HTTP/1.1\r\nHost: good.test\r\n\r\n".encode())
+            received = 0
+            while received < 200_000:
+                received += len(tls.recv(65536))
+    event = proxy.wait_for_event(lambda e: e.path == f"/big?n={size}")
+    assert event.status == 200
+    assert 200_000 <= event.bytes_out < size
+    assert event.error is not None and event.error.startswith("client "), event.error
 
 
 def test_a_client_that_half_closes_inside_its_request_gets_nothing(proxy: ProxyThread) -> None:

@@ -198,7 +198,7 @@ class ProxyServer:
     async def close(self) -> None:
         self._stop_accepting()
         for conn in list(self.connections):
-            conn.abort()
+            conn.abort("the proxy stopped before the response was complete")
         for transport in list(self.raw_transports):
             transport.abort()
         self.raw_transports.clear()

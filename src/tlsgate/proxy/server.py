@@ -134,10 +134,10 @@ class ClientConnection(ConnectHandling, Tunnels):
             tunnel.transport.write_eof()  # half-close: the other direction may still flow
             return True
         exchange = self.exchange
-        plain = self.scheme == "http" and self.mode in (_PROXY, _INTERCEPT)
-        if plain and exchange is not None and exchange.request_done:
-            # A plain-HTTP client closed its sending side after a whole request (a half-close, as
-            # `printf ... | nc -N` and scripts do): it will send nothing more, yet waits for the
+        if self.mode in (_PROXY, _INTERCEPT) and exchange is not None and exchange.request_done:
+            # The client closed its sending side after a whole request (a half-close: `printf ... |
+            # nc -N` and scripts over plain HTTP; inside TLS, a close_notify, as TLS 1.3 allows and
+            # Go's CloseWrite sends, or a bare FIN): it will send nothing more, yet waits for the
             # answer. The response goes out (with Connection: close), then we close.
             self.drain()
             return True
@@ -145,6 +145,8 @@ class ClientConnection(ConnectHandling, Tunnels):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.raw_transports.discard(self.raw_transport)
+        if not self.closed:  # the client ended it, not we
+            self._record_unfinished("client closed the connection" if exc is None else f"client connection lost: {exc}")
         self._cleanup()
 
     def pause_writing(self) -> None:
@@ -353,10 +355,25 @@ class ClientConnection(ConnectHandling, Tunnels):
             self.transport.close()  # flushes what was written first
         self._cleanup()
 
-    def abort(self) -> None:
+    def abort(self, reason: str | None = None) -> None:
+        """Close now; ``reason`` records the exchange in flight, if any (the proxy's shutdown)."""
+        if reason is not None and not self.closed:
+            self._record_unfinished(reason)
         if self.transport is not None and not self.closed:
             self.transport.abort()
         self._cleanup()
+
+    def _record_unfinished(self, reason: str) -> None:
+        """The access event of an exchange cut short by the connection's end: what was sent so far.
+
+        Every request that reached the origin is in the log, answered or not (a cancelled
+        download, a client that gave up waiting): its status is what the client got (0: nothing),
+        its error why it ended.
+        """
+        exchange = self.exchange or self.upgrade_exchange
+        if exchange is not None and self.server.sink is not None:
+            exchange.error = exchange.error or reason
+            self.server.emit(exchange.access_event(self.peer, "inspect", exchange.head.target.decode("latin-1")))
 
     def _cleanup(self) -> None:
         if self.closed and self not in self.server.connections:
