@@ -239,44 +239,65 @@ def _intercepted_half_close(port: int, cafile: Path, host: str, request: bytes, 
     raise AssertionError(f"the proxy did not close the connection; got {reply[:200]!r}")
 
 
-def test_an_intercepted_client_that_half_closes_after_its_request_gets_the_response(
-    proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], badssl: BadSSL
+@pytest.mark.parametrize("close_notify", [True, False], ids=["close_notify", "bare FIN"])
+def test_an_intercepted_client_that_closes_after_its_request_ends_the_exchange(
+    proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], badssl: BadSSL, close_notify: bool
 ) -> None:
-    """TLS 1.3 lets a client close its side with a close_notify and still read (RFC 8446 §6.1)."""
-    from badssl import big_body
-
-    host = f"good.test:{badssl.ports['good']}"
-    small = _intercepted_half_close(
-        proxy.port, tlsgate_ca[1], host, b"GET /slow HTTP/1.1\r\nHost: good.test\r\n\r\n", close_notify=True
-    )
-    head, _, body = small.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200 OK")
-    assert b"Connection: close" in head
-    assert body == b"slow but done"
-    large = _intercepted_half_close(
-        proxy.port,
-        tlsgate_ca[1],
-        host,
-        b"GET /big?n=300001 HTTP/1.1\r\nHost: good.test\r\n\r\n",
-        close_notify=True,
-    )
-    head, _, body = large.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200 OK")
-    assert body == big_body(0, 300_001)
-
-
-def test_a_bare_fin_inside_tls_ends_the_connection_unanswered(
-    proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], badssl: BadSSL
-) -> None:
-    """A FIN with no close_notify truncates the TLS stream: OpenSSL fails the connection (its
-    alert is what the client reads) and the proxy closes it, the response never sent."""
-    host = f"good.test:{badssl.ports['good']}"
-    request = b"GET /slow?fin HTTP/1.1\r\nHost: good.test\r\n\r\n"
-    with pytest.raises(ssl.SSLError, match="alert"):
-        _intercepted_half_close(proxy.port, tlsgate_ca[1], host, request, close_notify=False)
-    event = proxy.wait_for_event(lambda e: e.path == "/slow?fin")
+    """Inside TLS, the client's close_notify or FIN ends the connection at once, as in nginx and
+    Squid (clients send close_notify when they give up); the cut request is in the log."""
+    path = f"/slow?{'notify' if close_notify else 'fin'}"
+    request = f"GET {path} HTTP/1.1\r\nHost: good.test\r\n\r\n".encode()
+    try:
+        reply = _intercepted_half_close(
+            proxy.port, tlsgate_ca[1], f"good.test:{badssl.ports['good']}", request, close_notify=close_notify
+        )
+    except ssl.SSLError:  # a bare FIN: OpenSSL 3 answers the truncated stream with an alert
+        if close_notify:
+            raise
+        reply = b""
+    assert reply == b""
+    event = proxy.wait_for_event(lambda e: e.path == path)
     assert (event.status, event.error) == (0, "client closed the connection")
-    assert event.duration_ms < 900  # recorded at the FIN, not after the origin's answer (1 s)
+    assert event.duration_ms < 900  # recorded at the close, not after the origin's answer (1 s)
+
+
+def test_a_half_closed_client_waits_for_its_answer_only_as_long_as_an_idle_one(issuer: object) -> None:
+    """A FIN after a request is also how a client gives up: an origin that never answers does
+    not hold the connection (and its origin connection) past the idle timeout."""
+    from tlsgate.policy import Policy
+    from tlsgate.proxy import ProxySettings
+
+    thread = ProxyThread(ProxySettings(host="127.0.0.1", port=0, idle_timeout=1.0), issuer, Policy())  # type: ignore[arg-type]
+    try:
+        with socket.create_server(("127.0.0.1", 0)) as mute:
+            request = f"GET http://mute.test:{mute.getsockname()[1]}/half HTTP/1.1\r\nHost: h\r\n\r\n".encode()
+            started = time.monotonic()
+            assert exchange(thread.port, request, half_close=True) == b""  # closed, unanswered
+            assert time.monotonic() - started < 4
+        event = thread.wait_for_event(lambda e: e.host == "mute.test")
+    finally:
+        thread.stop()
+    assert event.status == 0
+    assert event.error == "the client closed its side; no answer from the origin in 1 s"
+
+
+def test_a_request_body_broken_mid_exchange_is_logged_as_that_request(proxy: ProxyThread) -> None:
+    """The head went to the origin, then a bad chunk size: 400, and the log names the request."""
+    from badssl import plain_origin
+
+    with plain_origin("broken") as origin:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+            sock.sendall(
+                f"POST http://broken.test:{origin.port}/slow?broken HTTP/1.1\r\nHost: h\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n".encode()
+            )
+            time.sleep(0.2)  # the head is on its way to the origin
+            sock.sendall(b"zz\r\nabc\r\n")
+            reply = sock.recv(65536)
+        event = proxy.wait_for_event(lambda e: e.path.endswith("/slow?broken"))
+    assert reply.startswith(b"HTTP/1.1 400 ")
+    assert (event.method, event.host, event.status) == ("POST", "broken.test", 400)
+    assert event.error
 
 
 def test_a_request_whose_client_reset_the_connection_is_recorded(proxy: ProxyThread) -> None:

@@ -71,6 +71,10 @@ class ClientConnection(ConnectHandling, Tunnels):
         self.tunnel_event: dict[str, Any] = {}
         self.closed = False
         self.draining = False
+        #: the client closed its sending side after a whole request (plain HTTP): see eof_received
+        self.half_closed = False
+        #: the client's EOF closed the connection (an exchange cut by it is logged as such)
+        self.client_eof = False
         self.upgrade_exchange: Exchange | None = None
         #: the last Host header found to name the CONNECT host (see _request)
         self.checked_host: bytes | None = None
@@ -134,13 +138,19 @@ class ClientConnection(ConnectHandling, Tunnels):
             tunnel.transport.write_eof()  # half-close: the other direction may still flow
             return True
         exchange = self.exchange
-        if self.mode in (_PROXY, _INTERCEPT) and exchange is not None and exchange.request_done:
-            # The client closed its sending side after a whole request (a half-close: `printf ... |
-            # nc -N` and scripts over plain HTTP; inside TLS, a close_notify, as TLS 1.3 allows and
-            # Go's CloseWrite sends, or a bare FIN): it will send nothing more, yet waits for the
-            # answer. The response goes out (with Connection: close), then we close.
+        plain = self.scheme == "http" and self.mode in (_PROXY, _INTERCEPT)
+        if plain and exchange is not None and exchange.request_done:
+            # A plain-HTTP client closed its sending side after a whole request (a half-close, as
+            # `printf ... | nc -N` and scripts do): it will send nothing more, yet waits for the
+            # answer. The response goes out (with Connection: close), then we close; a FIN is also
+            # how a client gives up, so the answer is waited for only as long as an idle client.
+            # (Inside TLS, a close_notify or a FIN ends the connection, as in nginx and Squid:
+            # clients send close_notify when they give up, and a TLS 1.3 half-close is rare.)
+            self.half_closed = True
+            self._arm_idle()
             self.drain()
             return True
+        self.client_eof = True
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -256,6 +266,8 @@ class ClientConnection(ConnectHandling, Tunnels):
         return host.rstrip(".") == self.connect_host
 
     def exchange_finished(self, exchange: Exchange) -> None:
+        if self.closed:  # ended under it (_lost_under_write): recorded there
+            return
         if self.server.sink is not None:
             path = exchange.head.target.decode("latin-1")
             self.server.emit(exchange.access_event(self.peer, "inspect", path))
@@ -281,6 +293,8 @@ class ClientConnection(ConnectHandling, Tunnels):
             if type(data) is memoryview and type(transport) is not TLSSocketTransport:
                 data = bytes(data)  # a view of a reused buffer; the loop's transports may keep what they get
             transport.write(data)
+            if transport.is_closing():
+                self._lost_under_write()
 
     def writelines(self, pieces: list[bytes | memoryview]) -> None:
         transport = self.transport
@@ -288,6 +302,20 @@ class ClientConnection(ConnectHandling, Tunnels):
             if type(transport) is not TLSSocketTransport:
                 pieces = [bytes(piece) if type(piece) is memoryview else piece for piece in pieces]
             transport.writelines(pieces)
+            if transport.is_closing():
+                self._lost_under_write()
+
+    def _lost_under_write(self) -> None:
+        """The client's connection failed under a write, or is closing: nothing more reaches it.
+
+        Ended now, not when the transport reports the loss (a loop round later): else the
+        exchange would go on reading the origin into a dropped connection — a cancelled 20 MB
+        download read to its end in one callback, and logged as sent whole.
+        """
+        self._record_unfinished(
+            "client closed the connection" if self.client_eof else "client connection lost while the response was sent"
+        )
+        self._cleanup()
 
     def send_error_page(self, status: int, host: str, reason: str, *, tls: bool) -> None:
         title = "Upstream certificate or TLS failure" if tls and status == 502 else "Upstream unreachable"
@@ -298,9 +326,14 @@ class ClientConnection(ConnectHandling, Tunnels):
         self._reply_and_close(exc.error_status_hint, str(exc))
 
     def _reply_and_close(self, status: int, reason: str) -> None:
-        if self.exchange is None or not self.exchange.response_started:
+        exchange = self.exchange
+        if exchange is None or not exchange.response_started:
             self.write(simple_response(status, reason))
-        if self.server.sink is not None:
+            if exchange is not None:
+                exchange.status = status
+        if exchange is not None:  # the request in flight is what is logged, with why it ended
+            self._record_unfinished(reason)
+        elif self.server.sink is not None:
             self.server.emit(self._event("-", status, action="inspect", error=reason))
         self._close_soon()
 
@@ -333,8 +366,15 @@ class ClientConnection(ConnectHandling, Tunnels):
         self.activity += 1
 
     def check_idle(self, now: float) -> None:
-        """Called about once a second: close a connection idle (or mid-handshake) for too long."""
-        if self.exchange is not None or self.upgrade_exchange is not None or self.mode == _TUNNEL:
+        """Called about once a second: close a connection idle (or mid-handshake) for too long.
+
+        A client waiting for its response is not idle, unless it half-closed (see eof_received):
+        then the origin has the idle timeout to start answering.
+        """
+        exchange = self.exchange
+        if self.upgrade_exchange is not None or self.mode == _TUNNEL:
+            return
+        if exchange is not None and (not self.half_closed or exchange.response_started):
             return
         if self.activity != self.swept_activity:
             self.swept_activity, self.swept_at = self.activity, now
@@ -342,7 +382,7 @@ class ClientConnection(ConnectHandling, Tunnels):
         settings = self.server.settings
         limit = settings.handshake_timeout if self.mode in (_AWAIT_TLS, _HANDSHAKE) else settings.idle_timeout
         if now - self.swept_at >= limit:
-            self.abort()
+            self.abort(f"the client closed its side; no answer from the origin in {limit:g} s" if exchange else None)
 
     def drain(self) -> None:
         """Shutdown: close now when idle, else after the exchange in flight."""
@@ -366,9 +406,9 @@ class ClientConnection(ConnectHandling, Tunnels):
     def _record_unfinished(self, reason: str) -> None:
         """The access event of an exchange cut short by the connection's end: what was sent so far.
 
-        Every request that reached the origin is in the log, answered or not (a cancelled
-        download, a client that gave up waiting): its status is what the client got (0: nothing),
-        its error why it ended.
+        Every request is in the log, answered or not (a download cut by the client, a request
+        whose client reset or closed the connection, one cut by the shutdown): its status is what
+        the client got (0: nothing), its error why it ended, its bytes what was handed on to it.
         """
         exchange = self.exchange or self.upgrade_exchange
         if exchange is not None and self.server.sink is not None:

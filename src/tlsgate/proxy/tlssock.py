@@ -142,7 +142,6 @@ class TLSSocketTransport(asyncio.Transport):
         buffer = self._buffer
         view = buffer.view if not buffer.lent else memoryview(bytearray(_READ_SIZE))
         filled = 0
-        ragged = False
         while not self._read_paused and not self._closing:
             try:
                 size = tls.read(_READ_SIZE - filled, view[filled:])
@@ -152,7 +151,7 @@ class TLSSocketTransport(asyncio.Transport):
                 if not self._ragged_eof_is_eof:
                     self._fail(exc.with_traceback(None))
                     return
-                size, ragged = 0, True
+                size = 0
             except (OSError, ssl.SSLError) as exc:
                 self._fail(exc.with_traceback(None))
                 return
@@ -161,9 +160,7 @@ class TLSSocketTransport(asyncio.Transport):
                 if filled and not self._deliver(view[:filled] if views else view[:filled].tobytes()):
                     return
                 self._stop_reading()
-                # After a close_notify the protocol may still write (TLS 1.3's half-close); after a
-                # bare FIN OpenSSL has failed the connection (it sent a decode_error alert): it ends.
-                if not self._protocol.eof_received() or ragged:
+                if not self._protocol.eof_received():
                     self.close()
                 return
             filled += size
