@@ -269,8 +269,7 @@ class ClientConnection(ConnectHandling, Tunnels):
         if self.closed:  # ended under it (_lost_under_write): recorded there
             return
         if self.server.sink is not None:
-            path = exchange.head.target.decode("latin-1")
-            self.server.emit(exchange.access_event(self.peer, "inspect", path))
+            self._emit_exchange(exchange)
         if self.exchange is exchange:
             self.exchange = None
         if exchange.truncated:
@@ -413,7 +412,10 @@ class ClientConnection(ConnectHandling, Tunnels):
         exchange = self.exchange or self.upgrade_exchange
         if exchange is not None and self.server.sink is not None:
             exchange.error = exchange.error or reason
-            self.server.emit(exchange.access_event(self.peer, "inspect", exchange.head.target.decode("latin-1")))
+            self._emit_exchange(exchange)
+
+    def _emit_exchange(self, exchange: Exchange) -> None:
+        self.server.emit(exchange.access_event(self.peer, "inspect", exchange.head.target.decode("latin-1")))
 
     def _cleanup(self) -> None:
         if self.closed and self not in self.server.connections:
