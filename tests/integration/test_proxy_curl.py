@@ -165,3 +165,23 @@ def test_httpx_through_the_proxy(proxy: ProxyThread, tlsgate_ca: tuple[Path, Pat
         bad = client.get(badssl.url("expired"))
         assert bad.status_code == 502
         assert "certificate expired" in bad.text
+
+
+def test_requests_curl_gives_up_on_are_in_the_access_log(
+    proxy: ProxyThread, tlsgate_ca: tuple[Path, Path], badssl: BadSSL
+) -> None:
+    """curl times out waiting for an answer, and mid-download: both requests are logged as cut."""
+    waited = curl(proxy, tlsgate_ca[1], "--max-time", "0.5", badssl.url("good", "/slow?curl-gave-up"))
+    assert waited.returncode == 28, waited.stderr  # curl: operation timed out
+    size = 2_000_000_000
+    download = curl(proxy, tlsgate_ca[1], "-o", "/dev/null", "--max-time", "1", badssl.url("good", f"/big?n={size}"))
+    assert download.returncode == 28, download.stderr
+
+    event = proxy.wait_for_event(lambda e: e.path == "/slow?curl-gave-up")
+    assert (event.method, event.host, event.status) == ("GET", "good.test", 0)
+    assert event.error == "client closed the connection"
+    assert event.duration_ms < 900  # logged when curl left, not when the origin answered (1 s)
+    event = proxy.wait_for_event(lambda e: e.path == f"/big?n={size}")
+    assert event.status == 200
+    assert 0 < event.bytes_out < size
+    assert event.error is not None and event.error.startswith("client "), event.error
