@@ -748,6 +748,26 @@ class Tlsgate(Target):
 # --------------------------------------------------------------------------
 
 
+def process_tree(root: int) -> list[int]:
+    """``root`` and its live descendants (from /proc/*/stat)."""
+    children: dict[int, list[int]] = {}
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{e}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rfind(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(e))
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
 class RssSampler(threading.Thread):
     """Sample /proc for the proxy's process tree; peak = sum over every pid
     ever seen in the tree of its VmHWM (its own high-water mark)."""
@@ -760,28 +780,8 @@ class RssSampler(threading.Thread):
         self.peak_rss_sum_kib = 0
         self._halt = threading.Event()
 
-    @staticmethod
-    def _children_map() -> dict[int, list[int]]:
-        m: dict[int, list[int]] = {}
-        for e in os.listdir("/proc"):
-            if not e.isdigit():
-                continue
-            try:
-                stat = Path(f"/proc/{e}/stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat[stat.rfind(")") + 2 :].split()[1])
-            m.setdefault(ppid, []).append(int(e))
-        return m
-
     def tree(self) -> list[int]:
-        cm = self._children_map()
-        out, todo = [], [self.root]
-        while todo:
-            p = todo.pop()
-            out.append(p)
-            todo += cm.get(p, [])
-        return out
+        return process_tree(self.root)
 
     def sample(self) -> None:
         rss_sum = 0
@@ -871,17 +871,14 @@ def tree_cpu_seconds(root: int | None) -> float | None:
     """CPU time (user + system) of ``root`` and its live descendants, and of those it reaped."""
     if root is None:
         return None
-    children = RssSampler._children_map()
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
+    total = 0
+    for pid in process_tree(root):
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             continue
         fields = stat[stat.rfind(")") + 2 :].split()
         total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
-        todo += children.get(pid, [])
     return total / _TICK
 
 

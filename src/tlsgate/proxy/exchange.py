@@ -217,8 +217,6 @@ class Exchange:
                 client.writelines(out)
             else:
                 client.write(b"".join(out))
-            if client.closed:  # the client's connection failed under that write: nothing more to do
-                return
         if self.response_done:
             self._finish()
 
