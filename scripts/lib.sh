@@ -42,3 +42,21 @@ make_venv() {
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q --disable-pip-version-check -e "$spec"
 }
+
+# build_native DIR: the compiled build (setup.py with TLSGATE_COMPILE=1: mypyc turns the proxy's
+# per-request modules into C extensions) installed into DIR, to be put first on PYTHONPATH. It
+# needs .venv (make_venv), a C compiler and Python's headers; it replaces DIR only when it worked.
+build_native() {
+  local dir="$1" include
+  include=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  command -v cc >/dev/null || apt_install gcc libc6-dev
+  [ -f "$include/Python.h" ] || apt_install python3-dev
+  echo "==> compiling the proxy's per-request modules (mypyc) into $dir"
+  .venv/bin/python -m pip install -q --disable-pip-version-check "setuptools>=77" "mypy>=1.11"
+  rm -rf "$dir.new"
+  TLSGATE_COMPILE=1 .venv/bin/python -m pip install -q --disable-pip-version-check \
+    --no-build-isolation --no-deps --target "$dir.new" . >/dev/null
+  PYTHONPATH="$dir.new" .venv/bin/python -c 'import sys, tlsgate.compiled as c; sys.exit(not c.compiled())' || {
+    echo "tlsgate: the compiled build in $dir.new did not load" >&2; return 1; }
+  rm -rf "$dir" && mv "$dir.new" "$dir"
+}

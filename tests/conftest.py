@@ -12,9 +12,21 @@ from pathlib import Path
 
 import pytest
 
+from tlsgate import compiled
 from tlsgate.ca import CertificateAuthority
 from tlsgate.store import Store, open_store
 from tlsgate.store.testing import postgres_server
+
+
+def pytest_report_header() -> str:
+    return f"tlsgate proxy core: {compiled.build()}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """scripts/test runs the suite on each build and says which it meant: a wrong one stops the run."""
+    expected = os.environ.get("TLSGATE_EXPECT_BUILD")
+    if expected and compiled.build() != expected:
+        raise pytest.UsageError(f"TLSGATE_EXPECT_BUILD={expected}, but the proxy core here is {compiled.build()}")
 
 
 @dataclass

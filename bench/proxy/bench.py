@@ -1405,6 +1405,7 @@ def main(argv: list[str]) -> int:
             continue
         if name != "direct":
             versions[name] = t.version()
+            log(f"{name}: {versions[name]}")
         if name == "tlsgate":
             results[name]["command_template"] = t.cmd_template
         targets[name] = t

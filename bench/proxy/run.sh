@@ -17,4 +17,12 @@ if [ "$missing" = 1 ]; then
   bash "$HERE/setup.sh"
 fi
 
+# tlsgate: the CLI in TLSGATE_BIN as it is; else this checkout, built as scripts/run builds it
+# (.venv, and the compiled proxy core on PYTHONPATH). The table's versions line names the build.
+if [ -z "${TLSGATE_BIN:-}" ]; then
+  ROOT="$(cd "$HERE/../.." && pwd)"
+  (cd "$ROOT" && source scripts/lib.sh && make_venv "." && build_native build/native) >&2
+  export TLSGATE_BIN="$ROOT/.venv/bin/tlsgate" PYTHONPATH="$ROOT/build/native${PYTHONPATH:+:$PYTHONPATH}"
+fi
+
 exec "$PY" "$HERE/bench.py" "$@"

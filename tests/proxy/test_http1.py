@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import tracemalloc
 
@@ -359,3 +360,20 @@ def test_a_reader_keeps_nothing_of_a_response_once_its_events_are_handed_on() ->
     finally:
         tracemalloc.stop()
     assert held < 10_000
+
+
+@pytest.mark.parametrize("reader_class", [RequestReader, ResponseReader])
+def test_readers_are_freed_once_dropped(reader_class: type[RequestReader | ResponseReader]) -> None:
+    """A reader and its llhttp parser point at each other (the parser calls the reader back): the
+    garbage collector must free the pair, or each connection leaks them. (The compiled build leaked
+    ~600 bytes per connection when a subclass redeclared the parser attribute: +30 MiB in the bench.)"""
+    gc.collect()
+    alive_before = sum(type(o) is reader_class for o in gc.get_objects())
+    for _ in range(200):
+        reader_class().feed(
+            b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"
+            if reader_class is RequestReader
+            else b"HTTP/1.1 204 No Content\r\n\r\n"
+        )
+    gc.collect()
+    assert sum(type(o) is reader_class for o in gc.get_objects()) == alive_before

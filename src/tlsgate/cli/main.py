@@ -49,7 +49,9 @@ def default_data_dir() -> Path:
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"tlsgate {__version__}")
+        from tlsgate import compiled  # imports the proxy's modules: only when asked
+
+        typer.echo(f"tlsgate {__version__} (proxy core: {compiled.build()})")
         raise typer.Exit
 
 

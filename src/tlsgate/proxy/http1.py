@@ -19,7 +19,10 @@ Header names are kept as received (bytes); ``lname`` lookups use lower case.
 
 from __future__ import annotations
 
+from typing import cast
+
 import httptools
+from mypy_extensions import mypyc_attr
 
 from tlsgate.errors import RemoteProtocolError
 from tlsgate.proxy.events import (
@@ -62,6 +65,7 @@ class _LastMessage(Exception):
     pass
 
 
+@mypyc_attr(native_class=False)  # compiled classes cannot subclass list
 class _Detached(list):  # type: ignore[type-arg]
     """A reader's events between feeds: nothing may be added (callbacks run only inside feed())."""
 
@@ -96,6 +100,8 @@ class _Reader:
         "_via",
     )
 
+    # Declared once, here: the compiled build (setup.py) loses an attribute redeclared in a
+    # subclass from the garbage collector's view, and every reader <-> parser cycle would leak.
     _parser: httptools.HttpRequestParser | httptools.HttpResponseParser
 
     def __init__(self, limits: Limits) -> None:
@@ -259,8 +265,6 @@ class RequestReader(_Reader):
 
     __slots__ = ("_last", "_target")
 
-    _parser: httptools.HttpRequestParser
-
     def __init__(self, limits: Limits | None = None) -> None:
         super().__init__(limits or Limits())
         self._parser = httptools.HttpRequestParser(self)
@@ -292,7 +296,7 @@ class RequestReader(_Reader):
             raise RemoteProtocolError("request line too long", error_status_hint=414)
 
     def on_headers_complete(self) -> None:
-        parser = self._parser
+        parser = cast(httptools.HttpRequestParser, self._parser)
         method = parser.get_method()
         body_length = self._framing()
         upgrade = self._upgrade if parser.should_upgrade() and method != b"CONNECT" else None
@@ -317,8 +321,6 @@ class ResponseReader(_Reader):
     """Responses from an origin, one per request: call :meth:`expect` before each."""
 
     __slots__ = ("_head_request", "_in_message", "_reason", "_until_close")
-
-    _parser: httptools.HttpResponseParser
 
     def __init__(self, limits: Limits | None = None) -> None:
         super().__init__(limits or Limits())
@@ -372,7 +374,7 @@ class ResponseReader(_Reader):
         self._reason += status
 
     def on_headers_complete(self) -> None:
-        parser = self._parser
+        parser = cast(httptools.HttpResponseParser, self._parser)
         status = parser.get_status_code()
         body_length = self._framing()
         no_body = self._head_request or status < 200 or status in (204, 304)
