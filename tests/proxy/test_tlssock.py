@@ -475,6 +475,53 @@ def test_a_close_notify_that_meets_a_full_socket_is_sent_once_there_is_room(
     assert ended == ["close_notify"]
 
 
+def test_a_lingering_connection_ends_soon_after_its_peer_even_if_never_reported_readable(
+    pki: tuple[ssl.SSLContext, ssl.SSLContext],
+) -> None:
+    """A closed client connection lingers until the client ends too. Under load a few sockets
+    whose client reset after our FIN were never reported readable by the loop, and waited out
+    the whole linger (5 s). Here the linger's reader is never added at all: the connection must
+    still end within a second of the client going away, not after 5."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    client_gone = threading.Event()
+
+    def client() -> None:
+        raw = socket.create_connection(listener.getsockname(), timeout=10)
+        with pki[1].wrap_socket(raw, server_hostname="origin.test") as tls:
+            assert tls.recv(100) == b"response"
+            while tls.recv(100):  # until our close_notify
+                pass
+        client_gone.set()  # it closed (a bare FIN after our close_notify), as a client that is done does
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+
+    async def scenario() -> tuple[float, BaseException | None]:
+        loop = asyncio.get_running_loop()
+        conn, _ = listener.accept()
+        conn.setblocking(False)
+        done: asyncio.Future[Exception | None] = loop.create_future()
+        accepting = TLSAccept(loop, conn, pki[0], done.set_result, timeout=10)
+        accepting.begin()
+        assert await done is None
+        protocol = Recorder()
+        transport = accepting.transport(protocol)
+        transport._watch_linger = lambda: None  # type: ignore[method-assign]  # a reader that never fires
+        transport.write(b"response")
+        transport.close()
+        assert transport._lingering  # the client has not ended yet: the connection lingers
+        await loop.run_in_executor(None, client_gone.wait, 10)
+        gone_at = time.monotonic()
+        lost = await protocol.lost
+        return time.monotonic() - gone_at, lost
+
+    took, lost = _run(scenario)  # type: ignore[misc]
+    thread.join(10)
+    listener.close()
+    assert lost is None
+    assert took < 1.0
+
+
 def test_a_closed_connection_lets_go_of_its_tls_state_at_once(pki: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
     """OpenSSL's object for a connection (its buffers and keys) is freed when the connection
     closes, not when Python's cycle collector next runs: the proxy's protocols and transports
