@@ -16,6 +16,8 @@ import pytest
 from badssl import Origin, plain_origin
 from proxy_fixtures import TLSGATE, free_port, tlsgate_ca
 
+from tlsgate import compiled
+
 pytestmark = pytest.mark.integration
 __all__ = ["tlsgate_ca"]
 
@@ -87,6 +89,8 @@ def test_serves_logs_and_drains_on_sigterm(tlsgate_ca: tuple[Path, Path], origin
     assert slow_event["action"] == "inspect"
     assert slow_event["duration_ms"] >= 900
     assert set(slow_event) >= {"time", "client", "scheme", "host", "bytes_in", "bytes_out", "tls_error"}
+    started = (tlsgate_ca[0].parent / f"proxy-{port}.err").read_text().splitlines()[0]
+    assert started == f"tlsgate proxy: listening on 127.0.0.1:{port} (proxy core: {compiled.build()})"
 
 
 def test_two_workers_share_the_port(tlsgate_ca: tuple[Path, Path], origin: Origin) -> None:

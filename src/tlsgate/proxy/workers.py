@@ -16,6 +16,7 @@ import sys
 
 import uvloop
 
+from tlsgate import compiled
 from tlsgate.ca import CertificateAuthority, LeafIssuer
 from tlsgate.errors import ConfigError
 from tlsgate.policy import Policy
@@ -102,7 +103,11 @@ def _serve(settings: ProxySettings, issuer: LeafIssuer, policy: Policy, *, reuse
         live = _live_config(settings, server)
         refresher = asyncio.get_running_loop().create_task(live.run()) if live else None
         if not reuse_port:
-            print(f"tlsgate proxy: listening on {settings.host}:{server.port}", file=sys.stderr, flush=True)
+            print(
+                f"tlsgate proxy: listening on {settings.host}:{server.port} (proxy core: {compiled.build()})",
+                file=sys.stderr,
+                flush=True,
+            )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
