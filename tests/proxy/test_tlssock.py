@@ -417,6 +417,19 @@ def test_a_closed_port_is_connection_refused(pki: tuple[ssl.SSLContext, ssl.SSLC
             _run(scenario)
 
 
+async def _accept_client(listener: socket.socket, context: ssl.SSLContext) -> tuple[TLSSocketTransport, Recorder]:
+    """Our side of a client connection, as the proxy has it after its handshake (a lingering close)."""
+    loop = asyncio.get_running_loop()
+    conn, _ = listener.accept()
+    conn.setblocking(False)
+    done: asyncio.Future[Exception | None] = loop.create_future()
+    accepting = TLSAccept(loop, conn, context, done.set_result, timeout=10)
+    accepting.begin()
+    assert await done is None
+    protocol = Recorder()
+    return accepting.transport(protocol), protocol
+
+
 def test_a_close_notify_that_meets_a_full_socket_is_sent_once_there_is_room(
     pki: tuple[ssl.SSLContext, ssl.SSLContext],
 ) -> None:
@@ -442,15 +455,7 @@ def test_a_close_notify_that_meets_a_full_socket_is_sent_once_there_is_room(
     thread.start()
 
     async def scenario() -> BaseException | None:
-        loop = asyncio.get_running_loop()
-        conn, _ = listener.accept()
-        conn.setblocking(False)
-        done: asyncio.Future[Exception | None] = loop.create_future()
-        accepting = TLSAccept(loop, conn, pki[0], done.set_result, timeout=10)
-        accepting.begin()
-        assert await done is None
-        protocol = Recorder()
-        transport = accepting.transport(protocol)
+        transport, protocol = await _accept_client(listener, pki[0])
         real_unwrap = transport._tls.unwrap
         calls = []
 
@@ -497,20 +502,12 @@ def test_a_lingering_connection_ends_soon_after_its_peer_even_if_never_reported_
     thread.start()
 
     async def scenario() -> tuple[float, BaseException | None]:
-        loop = asyncio.get_running_loop()
-        conn, _ = listener.accept()
-        conn.setblocking(False)
-        done: asyncio.Future[Exception | None] = loop.create_future()
-        accepting = TLSAccept(loop, conn, pki[0], done.set_result, timeout=10)
-        accepting.begin()
-        assert await done is None
-        protocol = Recorder()
-        transport = accepting.transport(protocol)
+        transport, protocol = await _accept_client(listener, pki[0])
         transport._watch_linger = lambda: None  # type: ignore[method-assign]  # a reader that never fires
         transport.write(b"response")
         transport.close()
         assert transport._lingering  # the client has not ended yet: the connection lingers
-        await loop.run_in_executor(None, client_gone.wait, 10)
+        await asyncio.get_running_loop().run_in_executor(None, client_gone.wait, 10)
         gone_at = time.monotonic()
         lost = await protocol.lost
         return time.monotonic() - gone_at, lost
