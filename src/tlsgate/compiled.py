@@ -31,7 +31,7 @@ def _is_extension(name: str) -> bool:
 
 def compiled() -> bool:
     """True when every module of :data:`MODULES` was loaded from its compiled extension."""
-    return all(_is_extension(name) for name in MODULES)
+    return build() == "compiled"
 
 
 def build() -> str:
